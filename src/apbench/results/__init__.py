@@ -1,0 +1,1 @@
+"""Run records in, tables and plots out. Nothing here parses log text."""

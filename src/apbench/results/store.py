@@ -1,0 +1,94 @@
+"""One JSON record per run, written atomically.
+
+A record is written to a temporary file in the target directory, flushed and fsynced, then renamed
+over the final name: readers (and concurrent writers in a sweep) see either the previous complete
+file or the new complete file, never a partial one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+RECORD_NAME = "record.json"
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "oom", "skipped")
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN/inf are not JSON; store them as null so every reader can parse the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _jsonable(value.item())
+    return value
+
+
+def write_record(path: str | os.PathLike, record: dict) -> Path:
+    """Atomically write ``record`` as JSON to ``path`` (a file path)."""
+    path = Path(path)
+    if record.get("status") not in STATUSES:
+        raise ValueError(f"record status must be one of {STATUSES}, got {record.get('status')!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_jsonable(record), indent=2, sort_keys=True, allow_nan=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+class BadRecord(Exception):
+    """A file that should hold a record but does not parse as one."""
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadRecord(f"{path}: not a readable JSON record ({e})") from e
+    if not isinstance(record, dict) or "status" not in record or "run_id" not in record:
+        raise BadRecord(f"{path}: JSON but not an apbench record (needs 'run_id' and 'status')")
+    return record
+
+
+def iter_records(root: str | os.PathLike, bad: list | None = None) -> Iterator[dict]:
+    """Yield every record under ``root``; unreadable ones are appended to ``bad`` as (path, reason)."""
+    for path in sorted(Path(root).rglob("*.json")):
+        if path.name.startswith("."):
+            continue  # an in-flight temporary file of a concurrent writer
+        if path.name != RECORD_NAME and not path.name.endswith(".record.json"):
+            continue
+        try:
+            rec = read_record(path)
+        except BadRecord as e:
+            if bad is not None:
+                bad.append((str(path), str(e)))
+            continue
+        rec.setdefault("_path", str(path))
+        yield rec
+
+
+def finished_ok(path: str | os.PathLike) -> bool:
+    """True when ``path`` holds a complete record whose status is ok (the run can be skipped)."""
+    try:
+        return read_record(path).get("status") == "ok"
+    except BadRecord:
+        return False
