@@ -1,0 +1,119 @@
+"""The ``apbench`` command.
+
+    apbench run [HYDRA OVERRIDES...]       train and evaluate one cell (-m for a multirun sweep)
+    apbench layers MODEL [--image-size N]  list a backbone's addressable points with their shapes
+    apbench results DIR [--out OUT]        tables and plots from the records under DIR
+    apbench methods                        the registered methods and the families they apply to
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(os.environ.get("APBENCH_CONFIG_DIR", Path(__file__).resolve().parent / "conf"))
+
+
+def _summary(rec: dict) -> str:
+    m = rec.get("metrics") or {}
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"
+    return (f"[apbench] {rec['run_id']} {rec['status']}: {rec['dataset']} {rec['model']} {rec['method']} "
+            f"layers={','.join(rec.get('layers') or []) or '-'} seed={rec['seed']} "
+            f"val={fmt(m.get('val_top1'))} test={fmt(m.get('test_top1'))}")
+
+
+def hydra_run(overrides: list[str]) -> int:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .run import run
+    from .validate import ConfigError
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+    def task(cfg):
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        try:
+            rec = run(cfg)
+        except ConfigError as e:
+            print(f"apbench: invalid configuration: {e}", file=sys.stderr)
+            if multirun:  # the other cells of the sweep still run
+                return None
+            sys.exit(2)
+        print(_summary(rec))
+        return rec.get("status")
+
+    sys.argv = ["apbench run", *overrides]
+    task()
+    return 0
+
+
+def layers_cmd(argv: list[str]) -> int:
+    import argparse
+
+    import timm
+    import torch
+    from omegaconf import OmegaConf
+
+    from .models.layers import LayerSpecError, format_points, list_points
+
+    ap = argparse.ArgumentParser(prog="apbench layers", description="List the addressable points of a backbone.")
+    ap.add_argument("model", help="a model config name (conf/model/) or a timm model name")
+    ap.add_argument("--image-size", type=int, default=None)
+    ap.add_argument("--modules", action="store_true", help="also list every module path")
+    a = ap.parse_args(argv)
+    cfg_file = CONF_DIR / "model" / f"{a.model}.yaml"
+    kwargs, name, size = {}, a.model, None
+    if cfg_file.is_file():
+        mc = OmegaConf.to_container(OmegaConf.load(cfg_file), resolve=True)
+        name, kwargs = mc["name"], mc.get("kwargs") or {}
+        size = (mc.get("preprocessing") or {}).get("image_size")
+    elif a.model not in timm.list_models():
+        configs = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+        print(f"apbench layers: {a.model!r} is neither a model config ({', '.join(configs)}) nor a timm model name",
+              file=sys.stderr)
+        return 2
+    with torch.device("meta"):  # shapes without allocating weights, even for ViT-L
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    size = a.image_size or size or model.pretrained_cfg.get("input_size", (3, 224, 224))[-1]
+    try:
+        points = list_points(model, (3, size, size))
+    except LayerSpecError as e:
+        print(f"apbench layers: {e}", file=sys.stderr)
+        return 2
+    print(format_points(f"{a.model} ({name}, {size} px)", points))
+    if a.modules:
+        for path, mod in model.named_modules():
+            if path:
+                print(f"  {path}  ({type(mod).__name__})")
+    return 0
+
+
+def methods_cmd(argv: list[str]) -> int:
+    from .methods import METHODS
+
+    for info in sorted(METHODS.values(), key=lambda i: i.name):
+        print(f"{info.name:<16} {', '.join(info.families):<40} {info.summary}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"run": hydra_run, "layers": layers_cmd, "methods": methods_cmd}
+    try:
+        from .results.report import main as results_main
+        commands["results"] = results_main
+    except ImportError:
+        pass
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in commands:
+        print(f"apbench: unknown command {cmd!r}; commands: {', '.join(commands)}", file=sys.stderr)
+        return 2
+    return int(commands[cmd](rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Fashion-MNIST from its original IDX files, with a VTAB-style 1k protocol.
+
+The files are looked for in the data root (``<root>/fashion-mnist``, ``<root>``, or torchvision's
+``<root>/FashionMNIST/raw``) and in Debian's ``dataset-fashion-mnist`` package folder.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .base import DataError, Splits, register_loader
+
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+PREPARE_HINT = ("install it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or put the four "
+                "original *-ubyte.gz files in <data_root>/fashion-mnist/")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped): magic 0x0000 08 <ndim>, big-endian sizes, uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+        if zero != 0 or dtype != 0x08:
+            raise ValueError(f"magic {raw[:4].hex()} is not an unsigned-byte IDX header")
+        dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+        data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+        if data.size != int(np.prod(dims)):
+            raise ValueError(f"holds {data.size} bytes of data, header says {int(np.prod(dims))}")
+    except (OSError, EOFError, ValueError, struct.error) as e:
+        raise DataError(f"{path}: unreadable IDX file ({e}); re-download it or {PREPARE_HINT}") from None
+    return data.reshape(dims)
+
+
+def find_files(root: str | Path | None, split: str) -> tuple[Path, Path]:
+    candidates = []
+    if root:
+        root = Path(root)
+        candidates += [root / "fashion-mnist", root, root / "FashionMNIST" / "raw"]
+    candidates.append(DEBIAN_DIR)
+    for folder in candidates:
+        found = []
+        for stem in FILES[split]:
+            hits = [folder / (stem + ext) for ext in (".gz", "") if (folder / (stem + ext)).is_file()]
+            found.append(hits[0] if hits else None)
+        if all(found):
+            return found[0], found[1]
+    raise DataError(f"Fashion-MNIST {split} files not found in {[str(c) for c in candidates]}; {PREPARE_HINT}")
+
+
+class ArrayImages(Dataset):
+    """uint8 images (N,H,W) or (N,H,W,C) in memory, with labels; transform applied per item."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None):
+        if len(images) == 0:
+            raise DataError("empty split: no images to train or evaluate on")
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.labels = torch.from_numpy(labels.astype(np.int64))
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        img = self.images[i]
+        img = img.unsqueeze(0) if img.ndim == 2 else img.permute(2, 0, 1)
+        return (self.transform(img) if self.transform else img), int(self.labels[i])
+
+
+def balanced_subset(labels: np.ndarray, per_class: int, rng: np.random.Generator, exclude=None) -> np.ndarray:
+    """Indices of ``per_class`` random images of each class (sorted), avoiding ``exclude``."""
+    taken = np.zeros(len(labels), bool)
+    if exclude is not None:
+        taken[exclude] = True
+    out = []
+    for c in np.unique(labels):
+        pool = np.flatnonzero((labels == c) & ~taken)
+        if len(pool) < per_class:
+            raise DataError(f"class {c} has {len(pool)} images, {per_class} needed")
+        out.append(rng.choice(pool, per_class, replace=False))
+    return np.sort(np.concatenate(out))
+
+
+@register_loader("fashion_mnist")
+def load_fashion_mnist(root, transforms, train_size=800, val_size=200, test_size=None,
+                       split_seed=0, trainval=False, **_):
+    """VTAB-style 1k protocol: ``train_size`` + ``val_size`` balanced images from the official
+    training set (fixed by ``split_seed``, independent of the run seed); test from the official test
+    set, all of it or a fixed balanced subset of ``test_size`` images. ``trainval=True`` trains on
+    train+val (the protocol's final runs) and evaluates ``val`` as before."""
+    img_path, lab_path = find_files(root, "train")
+    images, labels = read_idx(img_path), read_idx(lab_path)
+    if len(images) != len(labels):
+        raise DataError(f"{img_path} has {len(images)} images but {lab_path} has {len(labels)} labels")
+    k = len(CLASSES)
+    if train_size % k or val_size % k:
+        raise DataError(f"train_size and val_size must be multiples of {k} (balanced classes)")
+    rng = np.random.default_rng(split_seed)
+    tr = balanced_subset(labels, train_size // k, rng)
+    va = balanced_subset(labels, val_size // k, rng, exclude=tr)
+    fit = np.sort(np.concatenate([tr, va])) if trainval else tr
+
+    def test():
+        ti, tl = find_files(root, "test")
+        timg, tlab = read_idx(ti), read_idx(tl)
+        if test_size:
+            idx = balanced_subset(tlab, test_size // k, np.random.default_rng(split_seed + 1))
+            timg, tlab = timg[idx], tlab[idx]
+        return ArrayImages(timg, tlab, transforms["eval"])
+
+    return Splits(
+        train=ArrayImages(images[fit], labels[fit], transforms["train"]),
+        val=ArrayImages(images[va], labels[va], transforms["eval"]),
+        _test=test, num_classes=k, class_names=list(CLASSES),
+        info={"source": str(img_path.parent), "train": len(fit), "val": len(va),
+              "test": test_size or "all (10000)", "split_seed": split_seed, "trainval": trainval},
+    )

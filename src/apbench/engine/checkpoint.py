@@ -1,0 +1,48 @@
+"""Epoch checkpoints for resuming a killed run: trainable state only, written atomically.
+
+A checkpoint is written to a temporary name and renamed, so a run killed while writing leaves
+either the previous complete checkpoint or none; it is deleted once the run's record is written.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def trainable_state(model: nn.Module, with_buffers: bool) -> dict[str, torch.Tensor]:
+    state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    if with_buffers:  # BN statistics change only when the model trains in train mode
+        state.update({n: b.detach().clone() for n, b in model.named_buffers()})
+    return state
+
+
+def save(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> dict | None:
+    """The checkpoint at ``path``, or None when there is none or it is unreadable (then it is ignored)."""
+    if not path.is_file():
+        return None
+    try:
+        # RNG states hold numpy arrays and tuples; still no arbitrary code (weights_only allow-list).
+        import numpy as np
+        with torch.serialization.safe_globals([np.core.multiarray._reconstruct, np.ndarray, np.dtype,
+                                               np.dtypes.UInt32DType, np.dtypes.Float64DType]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None

@@ -1,0 +1,146 @@
+"""The training loop and evaluation. Knows neither the method nor the dataset."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .optim import cosine_with_warmup, make_optimizer
+from .seeding import rng_state, seed_worker, set_rng_state
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The training loss became NaN or infinite; the run is recorded as failed."""
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 10
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    warmup_epochs: float = 0.0
+    amp: str = "none"
+    num_workers: int = 0
+    grad_clip: float | None = None
+    lr_scale: dict = field(default_factory=dict)
+    progress: bool = True
+
+
+def amp_context(device: torch.device, amp: str):
+    if amp == "none":
+        return nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int) -> DataLoader:
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers,
+                      worker_init_fn=seed_worker, drop_last=False, persistent_workers=False)
+
+
+@torch.no_grad()
+def evaluate(adapted, dataset: Dataset, device: torch.device, batch_size: int = 128, amp: str = "none",
+             desc: str = "eval", progress: bool = False) -> float:
+    """Top-1 accuracy in percent."""
+    adapted.eval()
+    correct = total = 0
+    for x, y in tqdm(loader(dataset, batch_size, False, 0, 0), desc=desc, leave=False, disable=not progress,
+                     file=sys.stderr):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with amp_context(device, amp):
+            logits = adapted.logits(x)
+        correct += (logits.argmax(-1) == y).sum().item()
+        total += y.numel()
+    return 100.0 * correct / max(1, total)
+
+
+def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, seed: int,
+        checkpoint_path: Path | None = None, on_epoch: Callable[[dict], None] | None = None,
+        timer=None) -> dict:
+    """Train ``adapted``'s trainable set; resume from ``checkpoint_path`` when it holds a valid checkpoint.
+
+    Returns ``{"history": [...], "train_loss": float, "resumed_from": int}``.
+    """
+    model = adapted.model
+    optimizer = make_optimizer(adapted.param_groups, s.optimizer, s.lr, s.weight_decay, s.momentum, s.lr_scale)
+    steps_per_epoch = math.ceil(len(train_set) / s.batch_size)
+    total = steps_per_epoch * s.epochs
+    if s.scheduler == "cosine":
+        scheduler = cosine_with_warmup(optimizer, total, int(round(s.warmup_epochs * steps_per_epoch)))
+    elif s.scheduler == "constant":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    else:
+        raise ValueError(f"trainer.scheduler {s.scheduler!r} unknown; choose cosine or constant")
+    scaler = torch.amp.GradScaler(device.type, enabled=(s.amp == "fp16"))
+    history, start = [], 0
+    state = ckpt.load(checkpoint_path) if checkpoint_path else None
+    if state is not None:
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        history, start = state["history"], state["epoch"]
+    params = adapted.trainable()
+    for epoch in range(start, s.epochs):
+        adapted.train()
+        if hasattr(adapted, "on_epoch_start"):
+            adapted.on_epoch_start(epoch, train_set)
+        running, seen = 0.0, 0
+        # A generator per epoch: shuffling depends on (seed, epoch) only, so a resumed run sees the
+        # same batches as an uninterrupted one.
+        batches = loader(train_set, s.batch_size, True, seed * 100_003 + epoch, s.num_workers)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{s.epochs}", leave=False, disable=not s.progress,
+                   file=sys.stderr)
+        if timer:
+            timer.start_epoch()
+        for x, y in bar:
+            if timer:
+                timer.data_ready()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with amp_context(device, s.amp):
+                loss = F.cross_entropy(adapted.logits(x), y)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"training loss is {loss.item()} at epoch {epoch + 1}; "
+                                    "lower trainer.lr or enable trainer.grad_clip")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if s.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            running += loss.item() * y.numel()
+            seen += y.numel()
+            if timer:
+                timer.step_done()
+            bar.set_postfix(loss=f"{running / seen:.4f}")
+        if timer:
+            timer.end_epoch()
+        history.append({"epoch": epoch + 1, "train_loss": running / max(1, seen)})
+        if on_epoch:
+            on_epoch(history[-1])
+        if checkpoint_path and epoch + 1 < s.epochs:
+            ckpt.save(checkpoint_path, {
+                "model": ckpt.trainable_state(model, adapted.bn_mode == "train_stats"),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": rng_state(), "history": history, "epoch": epoch + 1})
+    return {"history": history, "train_loss": history[-1]["train_loss"] if history else None,
+            "resumed_from": start}

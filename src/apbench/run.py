@@ -1,0 +1,81 @@
+"""One cell: compose -> validate -> build -> train -> evaluate -> measure -> record."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from .results.store import SCHEMA_VERSION, finished_ok, read_record, write_record
+from .validate import validate
+
+# Keys that say where things go or how they are shown, not what is computed: left out of the run id.
+_NOT_IDENTITY = ("paths", "logger", "hydra", "force")
+
+
+def run_id_of(cfg: DictConfig) -> str:
+    c = OmegaConf.to_container(cfg, resolve=False)
+    for key in _NOT_IDENTITY:
+        c.pop(key, None)
+    c.get("trainer", {}).pop("progress", None)
+    return hashlib.sha1(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(e).lower()
+
+
+def run_dir_of(cfg: DictConfig, run_id: str) -> Path:
+    return Path(cfg.paths.results_dir) / run_id
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run one cell; returns its record. Invalid configs raise ``ConfigError`` before anything is written."""
+    facts = validate(cfg)
+    rid = run_id_of(cfg)
+    rdir = run_dir_of(cfg, rid)
+    rec_path = rdir / "record.json"
+    if finished_ok(rec_path) and not cfg.get("force", False):
+        print(f"[apbench] {rid}: a finished ok record exists ({rec_path}); skipped")
+        return read_record(rec_path)
+
+    from .cell import execute
+
+    m = OmegaConf.to_container(cfg.method, resolve=True)
+    record = {
+        "schema": SCHEMA_VERSION, "run_id": rid, "status": "failed",
+        "dataset": cfg.dataset.name, "dataset_group": cfg.dataset.get("group"),
+        "protocol": cfg.protocol.name, "stage": cfg.protocol.stage,
+        "model": cfg.model.get("id", cfg.model.name), "method": m["name"], "head": m.get("head", "linear"),
+        "layers": facts["points"], "seed": cfg.seed,
+        "hparams": {k: cfg.trainer[k] for k in ("lr", "weight_decay", "epochs", "batch_size", "optimizer")}
+        | {"image_size": facts["preprocessing"]["input_size"][-1], "lr_scale": m.get("lr_scale") or {}},
+        "metrics": {}, "params": {}, "efficiency": {}, "preprocessing": facts["preprocessing"],
+        "config": OmegaConf.to_container(cfg, resolve=True), "error": None,
+        "started_at": _now(), "finished_at": None,
+    }
+    t0 = time.perf_counter()
+    try:
+        execute(cfg, facts, rdir, record)
+        record["status"] = "ok"
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # one failed run never takes a sweep down: record it and go on
+        record["status"] = "oom" if _is_oom(e) else "failed"
+        record["error"] = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
+        print(f"[apbench] {rid}: {record['status']}: {type(e).__name__}: {e}")
+    record["wall_time_s"] = time.perf_counter() - t0
+    record["finished_at"] = _now()
+    write_record(rec_path, record)
+    if record["status"] == "ok":
+        (rdir / "checkpoint.pt").unlink(missing_ok=True)
+    return record

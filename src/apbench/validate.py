@@ -1,0 +1,115 @@
+"""Check a resolved config before any work starts: clear errors naming valid choices or ranges."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from .engine.loop import TrainSettings
+from .engine.optim import OPTIMIZERS
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; raised before anything is trained or written."""
+
+
+METHOD_RESERVED = {"name", "head", "lr_scale"}
+HEADS = ("linear",)  # label-mapping heads join with the head module
+TRAINER_EXTRA = {"measure_efficiency", "throughput_iters", "checkpoint"}
+
+
+def _choice(value, choices, key):
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+
+
+def _positive(value, key, integer=False):
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if not ok or isinstance(value, bool) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{key}={value!r} must be {kind}")
+
+
+def _check_keys(section: dict, valid: set[str], where: str):
+    unknown = sorted(set(section) - valid)
+    if unknown:
+        import difflib
+        hints = [f"{u!r} (did you mean {difflib.get_close_matches(u, valid, 1)[0]!r}?)"
+                 if difflib.get_close_matches(u, valid, 1) else repr(u) for u in unknown]
+        raise ConfigError(f"unknown key(s) in {where}: {', '.join(hints)}; valid keys: {', '.join(sorted(valid))}")
+
+
+def trainer_settings(cfg: DictConfig) -> TrainSettings:
+    t: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
+    fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    _check_keys(t, fields | TRAINER_EXTRA, "trainer")
+    _choice(t.get("optimizer"), OPTIMIZERS, "trainer.optimizer")
+    _choice(t.get("scheduler"), ("cosine", "constant"), "trainer.scheduler")
+    _choice(t.get("amp"), ("none", "bf16", "fp16"), "trainer.amp")
+    _positive(t.get("epochs"), "trainer.epochs", integer=True)
+    _positive(t.get("batch_size"), "trainer.batch_size", integer=True)
+    _positive(t.get("lr"), "trainer.lr")
+    if not isinstance(t.get("weight_decay"), (int, float)) or t["weight_decay"] < 0:
+        raise ConfigError(f"trainer.weight_decay={t.get('weight_decay')!r} must be a number >= 0")
+    method_scale = OmegaConf.to_container(cfg.method, resolve=True).get("lr_scale") or {}
+    settings = TrainSettings(**{k: v for k, v in t.items() if k in fields})
+    settings.lr_scale = dict(method_scale)
+    return settings
+
+
+def validate(cfg: DictConfig) -> dict:
+    """Validate ``cfg``; return the facts later stages need (meta model, points, settings)."""
+    import torch
+
+    from .data import LOADERS
+    from .env import resolve_device
+    from .methods import METHODS, MethodError, apply
+    from .models.layers import LayerSpecError, family_of
+    from .models.preprocessing import resolve_preprocessing
+
+    _choice(cfg.get("device"), ("auto", "cuda", "cpu"), "device")
+    try:
+        resolve_device(cfg.device)
+    except RuntimeError as e:
+        raise ConfigError(str(e)) from None
+    if not isinstance(cfg.get("seed"), int):
+        raise ConfigError(f"seed={cfg.get('seed')!r} must be an integer")
+    settings = trainer_settings(cfg)
+
+    m = OmegaConf.to_container(cfg.method, resolve=True)
+    _choice(m.get("name"), sorted(METHODS), "method.name")
+    info = METHODS[m["name"]]
+    _check_keys(m, set(info.arguments()) | METHOD_RESERVED, f"method ({m['name']})")
+    _choice(m.get("head", "linear"), HEADS, "method.head")
+
+    d = OmegaConf.to_container(cfg.dataset, resolve=True)
+    _choice(d.get("format"), sorted(LOADERS), "dataset.format")
+    params = inspect.signature(LOADERS[d["format"]]).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()) or True:
+        valid = {p for p in params if p not in ("root", "transforms", "_")} | {
+            "name", "format", "group", "protocol", "num_classes", "augment", "root"}
+        _check_keys(d, valid, f"dataset ({d.get('name')})")
+    _choice(d.get("augment", "none"), ("none", "crop_flip"), "dataset.augment")
+
+    # Build the model on the meta device (no memory, no weights) to check layers and families.
+    import timm
+    mc = OmegaConf.to_container(cfg.model, resolve=True)
+    if mc.get("name") not in timm.list_models():
+        import difflib
+        close = difflib.get_close_matches(str(mc.get("name")), timm.list_models(), 3)
+        raise ConfigError(f"model.name={mc.get('name')!r} is not a timm model" + (f"; did you mean {close}?" if close else ""))
+    _choice(mc.get("weights"), ("random", "hub", "bundled", "file"), "model.weights")
+    try:
+        with torch.device("meta"):
+            model = timm.create_model(mc["name"], pretrained=False, **(mc.get("kwargs") or {}))
+        pre = resolve_preprocessing(model, mc.get("preprocessing"))
+        model.reset_classifier(int(d.get("num_classes") or 2))
+        family_of(model)
+        args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
+        adapted = apply(model, m["name"], input_size=pre["input_size"], **args)
+    except (LayerSpecError, MethodError, ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from None
+    return {"settings": settings, "preprocessing": pre, "points": [p.key for p in adapted.points],
+            "family": family_of(model)}
