@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny models of each family, composed configs, and a temporary project root."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from omegaconf import OmegaConf
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+torch.set_num_threads(1)
+
+TINY = {  # family -> model config name in conf/model/
+    "resnet": "tiny_resnet", "vit": "tiny_vit", "swin": "tiny_swin",
+    "convnext": "tiny_convnext", "efficientnet": "tiny_efficientnet",
+}
+
+
+def tiny_model(family: str, num_classes: int = 10, device: str = "cpu") -> torch.nn.Module:
+    """A randomly initialized tiny timm model of ``family`` (32 px input), seeded."""
+    mc = OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{TINY[family]}.yaml"))
+    torch.manual_seed(0)
+    with torch.device(device):
+        return timm.create_model(mc["name"], pretrained=False, num_classes=num_classes, **mc["kwargs"])
+
+
+@pytest.fixture
+def make_tiny():
+    return tiny_model
+
+
+def compose(*overrides: str):
+    """Compose conf/config.yaml with overrides, as `apbench run` would (no Hydra run dir)."""
+    from hydra import compose as _compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return _compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
+
+
+@pytest.fixture
+def tiny_overrides(tmp_path):
+    """Overrides for a fast run on a tiny model and tiny real data, writing under tmp_path."""
+    return ["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu",
+            f"paths.root_dir={tmp_path}"]
