@@ -1,0 +1,43 @@
+# Two commands on a fresh machine:  make demo  |  make test
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# torch/torchvision pinned to the builds this project is tested with (they install from the local
+# package cache on the project's machines; elsewhere pip downloads them).
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: install data demo test test-fast clean help
+help:
+	@echo "make demo   - install into $(VENV), get Fashion-MNIST, run the demo comparison (~10 min on 2 CPU cores)"
+	@echo "make test   - install, then run the test suite"
+
+install: $(STAMP)
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+# Real data from a registry package: Debian's dataset-fashion-mnist (original IDX files).
+data: $(FMNIST)
+$(FMNIST):
+	@if command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  echo "apt-get not found: put Fashion-MNIST's four *-ubyte.gz files in data/fashion-mnist/"; \
+	fi
+
+demo: install data
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh
+
+test: install data
+	$(PY) -m pytest -q
+
+test-fast: install data
+	$(PY) -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) outputs runs .pytest_cache
