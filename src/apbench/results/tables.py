@@ -121,6 +121,8 @@ def efficiency_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     means = means * [scale for _, scale in EFFICIENCY_COLUMNS.values()]
     means = means.rename(columns={c: name for c, (name, _) in EFFICIENCY_COLUMNS.items()})
     means = means.round(3)
+    counts = ["trainable params", "trainable w/o head"]
+    means[counts] = means[counts].round().astype("Int64")  # parameter counts are integers
     means["runs"] = ok.groupby(["model", "label"]).size()
     tables = {}
     for model, part in means.groupby(level="model"):
@@ -175,6 +177,13 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name)
 
 
+def to_markdown(table: pd.DataFrame, index: bool = True) -> str:
+    # No number parsing: tabulate would turn the cell "75.00" into 75 and drop the precision.
+    # Missing values become None so that tabulate prints them as missing, not as "nan".
+    shown = table.astype(object).where(table.notna(), None)
+    return shown.to_markdown(index=index, missingval=MISSING_CELL, disable_numparse=True)
+
+
 def _tex(table: pd.DataFrame, index: bool) -> str:
     tex = table.to_latex(index=index, escape=True)
     return tex.replace("±", r"$\pm$").replace(EDGE, r"$^{\dagger}$")
@@ -184,7 +193,7 @@ def write_table(table: pd.DataFrame, out_dir: Path, stem: str, index: bool = Tru
     """``stem``.md / .csv / .tex in ``out_dir``."""
     base = out_dir / safe_name(stem)
     paths = [base.with_suffix(".md"), base.with_suffix(".csv"), base.with_suffix(".tex")]
-    paths[0].write_text(table.to_markdown(index=index, missingval=MISSING_CELL) + "\n")
+    paths[0].write_text(to_markdown(table, index) + "\n")
     table.to_csv(paths[1], index=index)
     paths[2].write_text(_tex(table, index))
     return paths
