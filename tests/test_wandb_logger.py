@@ -84,7 +84,8 @@ def test_failed_record_exits_non_zero(monkeypatch):
     finished = {}
     run = types.SimpleNamespace(summary={}, log=lambda *a, **k: None,
                                 finish=lambda exit_code: finished.update(code=exit_code))
-    fake = types.SimpleNamespace(init=lambda **kw: run, Settings=lambda **kw: types.SimpleNamespace(base_url=URL))
+    fake = types.SimpleNamespace(init=lambda **kw: run,
+                                 Settings=lambda **kw: types.SimpleNamespace(base_url=URL))
     monkeypatch.setitem(sys.modules, "wandb", fake)
     logger = WandbLogger({"mode": "offline"})
     logger.start({}, tags=[], name="x")

@@ -61,7 +61,8 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path
                             marker="o", capsize=3, label=name)
             ref = refs[(refs["model"] == model) & (refs["dataset"] == dataset)]
             for i, (label, acc) in enumerate(ref.groupby("label")[ACC].mean().items()):
-                ax.axhline(acc, linestyle=("--", ":", "-.")[i % 3], color=f"C{(i + 5) % 10}", label=label)  # AP curves take C0...
+                # colours from C5 on: the AP curves (one per head) take C0, C1, ...
+                ax.axhline(acc, linestyle=("--", ":", "-.")[i % 3], color=f"C{(i + 5) % 10}", label=label)
             ax.set_xticks(range(len(order)), order, rotation=45 if len(order) > 10 else 0)
             ax.set(title=dataset, xlabel="layer point", ylabel="test top-1 (%)")
             ax.grid(alpha=0.3)

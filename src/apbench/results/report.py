@@ -47,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     written = write_tables(df, out, bad_files=bad, expected=expected) + write_plots(df, out)
 
     print(f"{len(df)} records read from {args.dir}")
-    for (model, protocol), table in accuracy_tables(df).items():
+    tables = accuracy_tables(df)
+    for (model, protocol), table in tables.items():
         _section(f"test top-1 (%): {model}, {protocol}", to_markdown(table))
+    if not tables:
+        print("\nno accuracy table: no run finished ok in the final stage")
     failures = failures_table(df)
     _section(f"failures ({len(failures)})", to_markdown(failures, index=False) if len(failures) else "none")
     if bad:

@@ -97,15 +97,15 @@ def accuracy_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     """{(model, protocol): table of formatted cells}, rows = datasets (+ VTAB summary rows)."""
     stats = accuracy_stats(df)
     stats["cell"] = [_cell(m, s, e) for m, s, e in zip(stats["mean"], stats["std"], stats["edge"])]
+    rank = {g: i for i, g in enumerate(VTAB_GROUPS)}
     tables = {}
     for (model, protocol), part in stats.groupby(["model", "protocol"], dropna=False):
         groups = part.groupby("dataset")["group"].first()
-        rank = {g: i for i, g in enumerate(VTAB_GROUPS)}
         rows = sorted(groups.index, key=lambda d: (rank.get(groups[d], len(rank)), str(groups[d]), d))
         cols = label_order(part["label"])
         table = part.pivot(index="dataset", columns="label", values="cell").reindex(index=rows, columns=cols)
         if protocol == "vtab1k":
-            means = part.pivot(index="dataset", columns="label", values="mean").reindex(index=rows, columns=cols)
+            means = part.pivot(index="dataset", columns="label", values="mean").reindex_like(table)
             table = pd.concat([table, _vtab_summary(means, groups)])
         table = table.fillna(MISSING_CELL)
         table.index.name, table.columns.name = "dataset", None
