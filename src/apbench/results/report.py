@@ -1,0 +1,68 @@
+"""``apbench results DIR [--out OUT]``: records in DIR -> tables and plots in OUT, summary on stdout."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .frame import load_records
+from .plots import write_plots
+from .tables import (EXPECTED_NAME, accuracy_tables, failures_table, load_expected, missing_runs,
+                     to_markdown, write_tables)
+
+EXIT_NO_RECORDS = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="apbench results",
+                                description="Build accuracy, efficiency and failure tables and plots "
+                                            "from the run records under DIR.")
+    p.add_argument("dir", metavar="DIR", type=Path, help="results directory (searched recursively)")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: DIR/report)")
+    return p
+
+
+def _section(title: str, body: str) -> None:
+    print(f"\n## {title}\n\n{body}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.dir.is_dir():
+        print(f"apbench results: {args.dir} is not a directory", file=sys.stderr)
+        return EXIT_NO_RECORDS
+    df, bad = load_records(args.dir)
+    for path, reason in bad:
+        print(f"unreadable record skipped: {path} ({reason})", file=sys.stderr)
+    if df.empty:
+        print(f"apbench results: no run records (record.json) under {args.dir}", file=sys.stderr)
+        return EXIT_NO_RECORDS
+
+    try:
+        expected = load_expected(args.dir)
+    except ValueError as e:  # a broken expectation list must not hide the results themselves
+        print(f"apbench results: ignoring {EXPECTED_NAME}: {e}", file=sys.stderr)
+        expected = None
+    out = args.out or args.dir / "report"
+    written = write_tables(df, out, bad_files=bad, expected=expected) + write_plots(df, out)
+
+    print(f"{len(df)} records read from {args.dir}")
+    tables = accuracy_tables(df)
+    for (model, protocol), table in tables.items():
+        _section(f"test top-1 (%): {model}, {protocol}", to_markdown(table))
+    if not tables:
+        print("\nno accuracy table: no run finished ok in the final stage")
+    failures = failures_table(df)
+    _section(f"failures ({len(failures)})", to_markdown(failures, index=False) if len(failures) else "none")
+    if bad:
+        _section(f"unreadable files ({len(bad)})", "\n".join(path for path, _ in bad))
+    if expected is not None:
+        missing = missing_runs(df, expected)
+        _section(f"missing runs ({len(missing)} of {len(expected)} expected)",
+                 to_markdown(missing, index=False) if len(missing) else "none")
+    print(f"\nwrote {len(written)} files to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

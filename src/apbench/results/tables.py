@@ -1,0 +1,221 @@
+"""Paper-style tables from the records frame (see ``frame.load_records``).
+
+Accuracy: one table per (model, protocol); rows are datasets, columns method labels (which carry the
+head, so e.g. AP with a linear head and VP with a label mapping sit side by side but never share a
+column); cells are mean ± std of final-epoch test top-1 over seeds. Protocols are never averaged together.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .frame import layer_sort_key
+
+ACC = "metrics.test_top1"
+EDGE = "\N{DAGGER}"  # hyper-parameter chosen on the edge of its search grid
+MISSING_CELL = "-"
+VTAB_GROUPS = ("natural", "specialized", "structured")
+EXPECTED_NAME = "expected_runs.json"
+EXPECTED_KEYS = ("dataset", "model", "method", "layers", "seed", "head")
+
+EFFICIENCY_COLUMNS = {  # record column -> (table column, scale)
+    "params.trainable": ("trainable params", 1),
+    "params.trainable_no_head": ("trainable w/o head", 1),
+    "efficiency.epoch_time_s": ("train time/epoch (s)", 1),
+    "efficiency.memory_bytes": ("memory (MB)", 1e-6),
+    "efficiency.train_throughput": ("train throughput (img/s)", 1),
+    "efficiency.infer_throughput": ("infer throughput (img/s)", 1),
+    "efficiency.flops_infer": ("GFLOPs (infer)", 1e-9),
+}
+
+
+def final_ok(df: pd.DataFrame) -> pd.DataFrame:
+    """Runs that report test accuracy: finished ok in the final stage (selection runs never do)."""
+    return df[(df["status"] == "ok") & (df["stage"] == "final")]
+
+
+def label_order(labels) -> list[str]:
+    """Columns grouped by method, then layers in network order (input, 0..N), then head."""
+    def key(label: str):
+        m = re.fullmatch(r"([^@\[]+)(?:@([^\[]*))?(?:\[(.*)\])?", label)
+        method, layers, head = m.groups() if m else (label, "", "")
+        return (method, head or "", layer_sort_key(layers or ""))
+    return sorted(set(labels), key=key)
+
+
+def _on_edge(flags: pd.Series) -> bool:
+    return any(isinstance(f, (list, tuple)) and len(f) > 0 for f in flags)
+
+
+def _cell(mean: float, std: float, edge: bool) -> str:
+    text = f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"  # std needs >= 2 seeds
+    return text + (EDGE if edge else "")
+
+
+def _mean_text(values: pd.Series, expected: int) -> str:
+    """Mean of the available values; '(k/n)' says it rests on k of the n expected entries."""
+    k = int(values.notna().sum())
+    if k == 0:
+        return MISSING_CELL
+    return f"{values.mean():.2f}" + ("" if k == expected else f" ({k}/{expected})")
+
+
+def accuracy_stats(df: pd.DataFrame) -> pd.DataFrame:
+    """Long form, numbers kept: one row per (model, protocol, dataset, label) with mean/std/n."""
+    keys = ["model", "protocol", "dataset", "label"]
+    return (final_ok(df).groupby(keys, dropna=False)
+            .agg(group=("dataset_group", "first"), mean=(ACC, "mean"), std=(ACC, "std"),
+                 n=(ACC, "count"), edge=("hparams.edge_flags", _on_edge))
+            .reset_index())
+
+
+def _vtab_summary(means: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
+    """Group means, the mean of the three group means, and the plain mean over datasets.
+
+    ``means`` is datasets x labels. A group mean enters the mean of groups only when complete, so a
+    half-finished sweep never passes for a full VTAB score; the '(k/n)' suffix shows what is missing.
+    """
+    def row(frame: pd.DataFrame, n: int) -> pd.Series:
+        return pd.Series({label: _mean_text(frame[label], n) for label in means.columns})
+
+    rows, complete_means = {}, {}
+    for g in VTAB_GROUPS:
+        members = means[groups.reindex(means.index) == g]
+        rows[f"mean: {g}"] = row(members, len(members))
+        complete = (members.notna().sum() == len(members)) & (len(members) > 0)
+        complete_means[g] = members.mean().where(complete)
+    rows["mean of groups"] = row(pd.DataFrame(complete_means).T, len(VTAB_GROUPS))
+    rows["mean over datasets"] = row(means, len(means))
+    return pd.DataFrame(rows).T
+
+
+def accuracy_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """{(model, protocol): table of formatted cells}, rows = datasets (+ VTAB summary rows)."""
+    stats = accuracy_stats(df)
+    stats["cell"] = [_cell(m, s, e) for m, s, e in zip(stats["mean"], stats["std"], stats["edge"])]
+    rank = {g: i for i, g in enumerate(VTAB_GROUPS)}
+    tables = {}
+    for (model, protocol), part in stats.groupby(["model", "protocol"], dropna=False):
+        groups = part.groupby("dataset")["group"].first()
+        rows = sorted(groups.index, key=lambda d: (rank.get(groups[d], len(rank)), str(groups[d]), d))
+        cols = label_order(part["label"])
+        table = part.pivot(index="dataset", columns="label", values="cell").reindex(index=rows, columns=cols)
+        if protocol == "vtab1k":
+            means = part.pivot(index="dataset", columns="label", values="mean").reindex_like(table)
+            table = pd.concat([table, _vtab_summary(means, groups)])
+        table = table.fillna(MISSING_CELL)
+        table.index.name, table.columns.name = "dataset", None
+        tables[(str(model), str(protocol))] = table
+    return tables
+
+
+def efficiency_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """{model: table}; rows = method label, columns = mean over final ok runs of each measure."""
+    ok = final_ok(df)
+    cols = list(EFFICIENCY_COLUMNS)
+    means = ok.groupby(["model", "label"])[cols].mean()
+    means = means * [scale for _, scale in EFFICIENCY_COLUMNS.values()]
+    means = means.rename(columns={c: name for c, (name, _) in EFFICIENCY_COLUMNS.items()})
+    means = means.round(3)
+    counts = ["trainable params", "trainable w/o head"]
+    means[counts] = means[counts].round().astype("Int64")  # parameter counts are integers
+    means["runs"] = ok.groupby(["model", "label"]).size()
+    tables = {}
+    for model, part in means.groupby(level="model"):
+        table = part.droplevel("model")
+        tables[str(model)] = table.reindex(label_order(table.index)).rename_axis("method")
+    return tables
+
+
+def failures_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Every run whose status is not ok, with the first line of its error message."""
+    failed = df[df["status"] != "ok"]
+    error = failed["error_message"].fillna("").astype(str).str.strip().str.split("\n").str[0]
+    return (pd.DataFrame({"run_id": failed["run_id"], "model": failed["model"],
+                          "dataset": failed["dataset"], "method": failed["method"],
+                          "layers": failed["layers_str"], "seed": failed["seed"],
+                          "status": failed["status"], "error": error})
+            .sort_values(["model", "dataset", "method", "layers", "seed"], na_position="last")
+            .reset_index(drop=True))
+
+
+def load_expected(root: str | os.PathLike) -> list[dict] | None:
+    """The sweep's list of expected runs (``expected_runs.json`` in ``root``), if there is one."""
+    path = Path(root) / EXPECTED_NAME
+    if not path.is_file():
+        return None
+    expected = json.loads(path.read_text())
+    if not isinstance(expected, list) or not all(isinstance(e, dict) for e in expected):
+        raise ValueError(f"{path}: expected a JSON list of objects")
+    return expected
+
+
+def _cell_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns that identify one cell, normalised so JSON lists/ints and records compare equal."""
+    out = frame.reindex(columns=[*EXPECTED_KEYS, "stage"]).astype(object)  # absent keys come as float NaN
+    out["layers"] = out["layers"].map(
+        lambda v: "+".join(map(str, v)) if isinstance(v, (list, tuple)) else ("" if pd.isna(v) else str(v)))
+    out["head"] = out["head"].fillna("linear")
+    out["stage"] = out["stage"].fillna("final")  # an expected entry may name a stage; final by default
+    out["seed"] = pd.to_numeric(out["seed"], errors="coerce").astype("Int64")
+    return out.astype({k: str for k in ("dataset", "model", "method", "layers", "head", "stage")})
+
+
+def missing_runs(df: pd.DataFrame, expected: list[dict]) -> pd.DataFrame:
+    """Expected cells (dataset/model/method/layers/seed/head[/stage]) with no ok record."""
+    wanted = _cell_keys(pd.DataFrame(expected))
+    done = _cell_keys(df[df["status"] == "ok"]).drop_duplicates()
+    merged = wanted.merge(done, how="left", indicator=True)
+    return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name)
+
+
+def to_markdown(table: pd.DataFrame, index: bool = True) -> str:
+    # No number parsing: tabulate would turn the cell "75.00" into 75 and drop the precision.
+    # Missing values become None so that tabulate prints them as missing, not as "nan".
+    shown = table.astype(object).where(table.notna(), None)
+    return shown.to_markdown(index=index, missingval=MISSING_CELL, disable_numparse=True)
+
+
+def _tex(table: pd.DataFrame, index: bool) -> str:
+    tex = table.to_latex(index=index, escape=True)
+    return tex.replace("±", r"$\pm$").replace(EDGE, r"$^{\dagger}$")
+
+
+def write_table(table: pd.DataFrame, out_dir: Path, stem: str, index: bool = True) -> list[Path]:
+    """``stem``.md / .csv / .tex in ``out_dir``."""
+    base = out_dir / safe_name(stem)
+    paths = [base.with_suffix(".md"), base.with_suffix(".csv"), base.with_suffix(".tex")]
+    paths[0].write_text(to_markdown(table, index) + "\n")
+    table.to_csv(paths[1], index=index)
+    paths[2].write_text(_tex(table, index))
+    return paths
+
+
+def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
+                 expected: list[dict] | None = None) -> list[Path]:
+    """Write every table (and the unreadable-file list) into ``out_dir``; returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (model, protocol), table in accuracy_tables(df).items():
+        written += write_table(table, out, f"accuracy-{model}-{protocol}")
+    stats_csv = out / "accuracy_long.csv"  # numbers unformatted, for re-plotting elsewhere
+    accuracy_stats(df).to_csv(stats_csv, index=False)
+    written.append(stats_csv)
+    for model, table in efficiency_tables(df).items():
+        written += write_table(table, out, f"efficiency-{model}")
+    written += write_table(failures_table(df), out, "failures", index=False)
+    if expected is not None:
+        written += write_table(missing_runs(df, expected), out, "missing", index=False)
+    bad_path = out / "bad_files.txt"
+    bad_path.write_text("".join(f"{path}\t{reason}\n" for path, reason in bad_files))
+    written.append(bad_path)
+    return written

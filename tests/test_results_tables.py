@@ -1,0 +1,176 @@
+"""Tables from hand-written records; every expected number is worked out by hand as a literal."""
+import json
+
+import pandas as pd
+import pytest
+
+from apbench.results.frame import load_records
+from apbench.results.store import write_record
+from apbench.results.tables import (accuracy_tables, efficiency_tables, failures_table, load_expected,
+                                    missing_runs, write_tables)
+
+
+def record(run_id, dataset, method, seed, acc, *, layers=(), head="linear", model="effnet",
+           protocol="fixed", group=None, stage="final", status="ok", edge=(), params=None,
+           efficiency=None, error=None):
+    return {
+        "schema": 1, "run_id": run_id, "status": status, "dataset": dataset, "dataset_group": group,
+        "protocol": protocol, "stage": stage, "model": model, "method": method, "head": head,
+        "layers": list(layers), "seed": seed,
+        "hparams": {"lr": 0.01, "edge_flags": list(edge)},
+        "metrics": {"val_top1": acc, "test_top1": acc if stage == "final" else None},
+        "params": params or {"total": 100, "trainable": 10, "trainable_no_head": 0},
+        "efficiency": efficiency or {}, "error": error,
+        "finished_at": "2025-01-01T00:00:00Z",
+    }
+
+
+def write_all(root, records):
+    for r in records:
+        write_record(root / r["run_id"] / "record.json", r)
+
+
+FIXED = [
+    # ap@8 on fmnist1k: 70, 72, 74 -> 72.00 ± 2.00
+    *(record(f"ap8-{s}", "fmnist1k", "ap", s, a, layers=["8"]) for s, a in [(0, 70), (1, 72), (2, 74)]),
+    # ap@input: 60, 61, 62 -> 61.00 ± 1.00
+    *(record(f"apin-{s}", "fmnist1k", "ap", s, a, layers=["input"])
+      for s, a in [(0, 60), (1, 61), (2, 62)]),
+    # the same method with two heads: vp (linear) 40 alone; vp[flm] 50, 55, 60 -> 55.00 ± 5.00
+    record("vp-0", "fmnist1k", "vp", 0, 40.0),
+    *(record(f"vpflm-{s}", "fmnist1k", "vp", s, a, head="flm") for s, a in [(0, 50), (1, 55), (2, 60)]),
+    # lr on the edge of its grid: 80, 80 -> 80.00 ± 0.00†
+    *(record(f"ap8c-{s}", "cifar10", "ap", s, 80.0, layers=["8"], edge=["lr"]) for s in (0, 1)),
+    # a selection run (no test accuracy) and a failure: neither may enter the accuracy table
+    record("ap8-select", "fmnist1k", "ap", 0, 99.0, layers=["8"], stage="select"),
+    record("ap12-oom", "fmnist1k", "ap", 0, None, layers=["12"], status="oom",
+           error={"type": "OutOfMemoryError", "message": "CUDA out of memory\nTried to allocate 2 GiB"}),
+    record("vp-fail", "cifar10", "vp", 1, None, status="failed",
+           error={"type": "ValueError", "message": "bad size", "traceback": "..."}),
+]
+
+# ap@8: natural cifar100 (60, 62) and dtd 70; specialized eurosat 90; structured clevr 40, dsprites 50
+VTAB = [
+    record("v-c100-0", "vtab1k_cifar100", "ap", 0, 60.0, layers=["8"], protocol="vtab1k", group="natural"),
+    record("v-c100-1", "vtab1k_cifar100", "ap", 1, 62.0, layers=["8"], protocol="vtab1k", group="natural"),
+    record("v-dtd", "vtab1k_dtd", "ap", 0, 70.0, layers=["8"], protocol="vtab1k", group="natural"),
+    record("v-euro", "vtab1k_eurosat", "ap", 0, 90.0, layers=["8"], protocol="vtab1k", group="specialized"),
+    record("v-clevr", "vtab1k_clevr", "ap", 0, 40.0, layers=["8"], protocol="vtab1k", group="structured"),
+    record("v-dspr", "vtab1k_dsprites", "ap", 0, 50.0, layers=["8"], protocol="vtab1k", group="structured"),
+    # linear probe done on two datasets only: its summaries must say they are partial
+    record("lp-c100", "vtab1k_cifar100", "linear_probe", 0, 50.0, protocol="vtab1k", group="natural"),
+    record("lp-euro", "vtab1k_eurosat", "linear_probe", 0, 80.0, protocol="vtab1k", group="specialized"),
+]
+
+
+@pytest.fixture
+def results(tmp_path):
+    write_all(tmp_path, FIXED + VTAB)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "record.json").write_text('{"run_id": "x", "stat')  # truncated write
+    (tmp_path / "notrec").mkdir()
+    (tmp_path / "notrec" / "record.json").write_text("[1, 2, 3]")  # JSON, but not a record
+    return tmp_path
+
+
+def test_load_records_skips_and_reports_bad_files(results):
+    df, bad = load_records(results)
+    assert len(df) == len(FIXED) + len(VTAB)
+    assert sorted(p.split("/")[-2] for p, _ in bad) == ["broken", "notrec"]
+    row = df.set_index("run_id").loc["ap8-0"]
+    assert row["metrics.test_top1"] == 70.0 and row["params.trainable"] == 10
+    assert row["hparams.lr"] == 0.01 and row["label"] == "ap@8"
+
+
+def test_fixed_protocol_table_exact(results):
+    df, _ = load_records(results)
+    tables = accuracy_tables(df)
+    assert set(tables) == {("effnet", "fixed"), ("effnet", "vtab1k")}  # never mixed across protocols
+    t = tables[("effnet", "fixed")]
+    assert list(t.columns) == ["ap@input", "ap@8", "vp", "vp[flm]"]  # heads never share a column
+    assert list(t.index) == ["cifar10", "fmnist1k"]
+    assert t.loc["fmnist1k"].tolist() == ["61.00 ± 1.00", "72.00 ± 2.00", "40.00", "55.00 ± 5.00"]
+    assert t.loc["cifar10"].tolist() == ["-", "80.00 ± 0.00†", "-", "-"]
+
+
+def test_vtab_group_means_exact(results):
+    df, _ = load_records(results)
+    t = accuracy_tables(df)[("effnet", "vtab1k")]
+    assert list(t.index) == ["vtab1k_cifar100", "vtab1k_dtd", "vtab1k_eurosat", "vtab1k_clevr",
+                             "vtab1k_dsprites", "mean: natural", "mean: specialized",
+                             "mean: structured", "mean of groups", "mean over datasets"]
+    ap = t["ap@8"]
+    assert ap["vtab1k_cifar100"] == "61.00 ± 1.41"      # std(60, 62) = sqrt(2)
+    assert ap["mean: natural"] == "65.50"                # (61 + 70) / 2
+    assert ap["mean: specialized"] == "90.00"
+    assert ap["mean: structured"] == "45.00"             # (40 + 50) / 2
+    assert ap["mean of groups"] == "66.83"               # (65.5 + 90 + 45) / 3
+    assert ap["mean over datasets"] == "62.20"           # (61 + 70 + 90 + 40 + 50) / 5
+    lp = t["linear_probe"]
+    assert lp["vtab1k_dtd"] == "-"
+    assert lp["mean: natural"] == "50.00 (1/2)"
+    assert lp["mean: specialized"] == "80.00"
+    assert lp["mean: structured"] == "-"
+    assert lp["mean of groups"] == "80.00 (1/3)"         # only specialized is complete
+    assert lp["mean over datasets"] == "65.00 (2/5)"
+
+
+def test_efficiency_table_means(tmp_path):
+    eff = [{"epoch_time_s": 10.0, "memory_bytes": 2_000_000, "train_throughput": 100.0,
+            "infer_throughput": 300.0, "flops_infer": 1e9},
+           {"epoch_time_s": 20.0, "memory_bytes": 4_000_000, "train_throughput": 200.0,
+            "infer_throughput": 500.0, "flops_infer": 1e9}]
+    params = {"total": 9000, "trainable": 5000, "trainable_no_head": 4000}
+    write_all(tmp_path, [record(f"lora-{i}", "d", "lora", i, 1.0, model="vit", params=params,
+                                efficiency=e) for i, e in enumerate(eff)])
+    df, _ = load_records(tmp_path)
+    t = efficiency_tables(df)["vit"]
+    assert t.loc["lora"].to_dict() == {
+        "trainable params": 5000, "trainable w/o head": 4000, "train time/epoch (s)": 15.0,
+        "memory (MB)": 3.0, "train throughput (img/s)": 150.0, "infer throughput (img/s)": 400.0,
+        "GFLOPs (infer)": 1.0, "runs": 2}
+
+
+def test_failures_table(results):
+    df, _ = load_records(results)
+    f = failures_table(df)
+    assert f[["run_id", "status", "layers", "error"]].values.tolist() == [
+        ["vp-fail", "failed", "", "bad size"],  # sorted by model, dataset: cifar10 first
+        ["ap12-oom", "oom", "12", "CUDA out of memory"]]
+
+
+def test_missing_runs(results):
+    cell = {"dataset": "fmnist1k", "model": "effnet", "method": "ap", "head": "linear"}
+    expected = [
+        {**cell, "layers": ["8"], "seed": 0},
+        {**cell, "layers": ["8"], "seed": 3},      # never run
+        {**cell, "layers": ["12"], "seed": 0},     # ran out of memory
+        {**cell, "method": "vp", "layers": [], "seed": 2, "head": "flm"},
+    ]
+    (results / "expected_runs.json").write_text(json.dumps(expected))
+    df, _ = load_records(results)
+    missing = missing_runs(df, load_expected(results))
+    assert missing[["layers", "seed"]].values.tolist() == [["8", 3], ["12", 0]]
+
+
+def test_duplicate_run_id_counts_once(tmp_path):
+    r = record("same", "d", "ap", 0, 70.0, layers=["8"])
+    write_all(tmp_path / "a", [r])
+    write_all(tmp_path / "b", [r, record("other", "d", "ap", 1, 74.0, layers=["8"])])
+    df, _ = load_records(tmp_path)
+    assert accuracy_tables(df)[("effnet", "fixed")].loc["d", "ap"] == "72.00 ± 2.83"  # std(70, 74)
+
+
+def test_write_tables_formats(results):
+    df, bad = load_records(results)
+    out = results / "report"
+    written = write_tables(df, out, bad_files=bad)
+    names = {p.name for p in written}
+    for stem in ("accuracy-effnet-fixed", "accuracy-effnet-vtab1k", "efficiency-effnet", "failures"):
+        assert {f"{stem}.md", f"{stem}.csv", f"{stem}.tex"} <= names
+    assert "| fmnist1k" in (out / "accuracy-effnet-fixed.md").read_text()
+    tex = (out / "accuracy-effnet-fixed.tex").read_text()
+    assert r"72.00 $\pm$ 2.00" in tex and r"$^{\dagger}$" in tex and r"vp[flm]" in tex
+    csv = pd.read_csv(out / "accuracy-effnet-fixed.csv", index_col=0)
+    assert csv.loc["fmnist1k", "vp[flm]"] == "55.00 ± 5.00"
+    assert (out / "bad_files.txt").read_text().count("\n") == 2
