@@ -1,13 +1,13 @@
 """The work of one run, once its config is valid: fills ``record`` in place."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import data, methods
+from .engine.efficiency import StepTimer, count_params, measure_all
 from .engine.loop import evaluate, fit
 from .engine.seeding import seed_everything
 from .env import environment, resolve_device
@@ -15,15 +15,7 @@ from .models.factory import build_model
 from .validate import METHOD_RESERVED
 
 
-def count_params(model: torch.nn.Module, head_prefixes) -> dict:
-    is_head = lambda n: any(n == h or n.startswith(h + ".") for h in head_prefixes)
-    named = list(model.named_parameters())
-    return {"total": sum(p.numel() for _, p in named),
-            "trainable": sum(p.numel() for _, p in named if p.requires_grad),
-            "trainable_no_head": sum(p.numel() for n, p in named if p.requires_grad and not is_head(n))}
-
-
-def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict) -> None:
+def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=None) -> None:
     device = resolve_device(cfg.device)
     record["env"] = environment(device)
     seed_everything(cfg.seed)
@@ -43,11 +35,11 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict) -> None:
     args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
     adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head_prefixes, **args)
     record["bn_mode"] = adapted.bn_mode
-    record["params"] = count_params(model, head_prefixes) | {"inserted": adapted.inserted}
+    record["params"] = count_params(model, head_prefixes, adapted.inserted)
 
-    t0 = time.perf_counter()
-    out = fit(adapted, splits.train, device, settings, cfg.seed, checkpoint_path=run_dir / "checkpoint.pt")
-    train_time = time.perf_counter() - t0
+    timer = StepTimer(device)
+    out = fit(adapted, splits.train, device, settings, cfg.seed, checkpoint_path=run_dir / "checkpoint.pt",
+              timer=timer, on_epoch=on_epoch)
     record["history"] = out["history"]
     record["resumed_from_epoch"] = out["resumed_from"]
     metrics = {"train_loss": out["train_loss"]}
@@ -57,6 +49,14 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict) -> None:
     else:
         metrics["test_top1"] = None
     record["metrics"] = metrics
-    record["efficiency"] = {"train_time_s": train_time, "epoch_time_s": train_time / max(1, settings.epochs - out["resumed_from"]),
-                            "batch_size": settings.batch_size, "image_size": pre["input_size"][-1],
-                            "precision": settings.amp if settings.amp != "none" else "fp32"}
+    precision = settings.amp if settings.amp != "none" else "fp32"
+    if cfg.trainer.get("measure_efficiency", True):
+        # Same synthetic batch for every method: params, saved memory, throughput, FLOPs.
+        measured = measure_all(model, head_prefixes, adapted.inserted, pre["input_size"][1:], device,
+                               settings.optimizer, settings.batch_size, precision, timer=timer,
+                               warmup=int(cfg.trainer.get("throughput_warmup", 3)),
+                               iters=int(cfg.trainer.get("throughput_iters", 10)))
+        record["params"], record["efficiency"] = measured["params"], measured["efficiency"]
+    else:
+        record["efficiency"] = timer.as_dict() | {"batch_size": settings.batch_size,
+                                                  "image_size": pre["input_size"][-1], "precision": precision}

@@ -34,6 +34,19 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(e).lower()
 
 
+class _NoLogger:
+    def start(self, *a, **k): ...
+    def log(self, *a, **k): ...
+    def finish(self, *a, **k): ...
+
+
+def _logger(cfg: DictConfig):
+    if cfg.logger.get("name", "none") != "wandb":
+        return _NoLogger()
+    from .loggers.wandb_logger import WandbLogger
+    return WandbLogger({k: v for k, v in OmegaConf.to_container(cfg.logger, resolve=True).items() if k != "name"})
+
+
 def run_dir_of(cfg: DictConfig, run_id: str) -> Path:
     return Path(cfg.paths.results_dir) / run_id
 
@@ -63,9 +76,13 @@ def run(cfg: DictConfig) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True), "error": None,
         "started_at": _now(), "finished_at": None,
     }
+    logger = _logger(cfg)
+    logger.start(record["config"], tags=[f"dataset:{record['dataset']}", f"model:{record['model']}",
+                                         f"method:{record['method']}", f"head:{record['head']}",
+                                         *[f"layer:{p}" for p in record["layers"]]], name=rid)
     t0 = time.perf_counter()
     try:
-        execute(cfg, facts, rdir, record)
+        execute(cfg, facts, rdir, record, on_epoch=lambda h: logger.log(h, step=h["epoch"]))
         record["status"] = "ok"
     except KeyboardInterrupt:
         raise
@@ -76,6 +93,7 @@ def run(cfg: DictConfig) -> dict:
     record["wall_time_s"] = time.perf_counter() - t0
     record["finished_at"] = _now()
     write_record(rec_path, record)
+    logger.finish(record)
     if record["status"] == "ok":
         (rdir / "checkpoint.pt").unlink(missing_ok=True)
     return record

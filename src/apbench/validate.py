@@ -17,7 +17,7 @@ class ConfigError(ValueError):
 
 METHOD_RESERVED = {"name", "head", "lr_scale"}
 HEADS = ("linear",)  # label-mapping heads join with the head module
-TRAINER_EXTRA = {"measure_efficiency", "throughput_iters", "checkpoint"}
+TRAINER_EXTRA = {"measure_efficiency", "throughput_warmup", "throughput_iters"}
 
 
 def _choice(value, choices, key):

@@ -147,8 +147,8 @@ def _parse_one(model: nn.Module, item, points: list[Point]) -> Point:
         return Point(f"{path}:{where}", path, where, None, kind="module")
     n = len(points) - 1
     k = int(text)
-    if k < 0:
-        k = n + 1 + k
+    if k < 0:  # -1 is the last block, -n the first; the stem has no negative name
+        k = n + 1 + k if -k <= n else -1
     if not 0 <= k <= n:
         raise LayerSpecError(
             f"layer {item} is out of range for {type(_unwrap(model)).__name__} with {n} blocks: "
