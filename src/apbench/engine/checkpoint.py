@@ -39,10 +39,6 @@ def load(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        # RNG states hold numpy arrays and tuples; still no arbitrary code (weights_only allow-list).
-        import numpy as np
-        with torch.serialization.safe_globals([np.core.multiarray._reconstruct, np.ndarray, np.dtype,
-                                               np.dtypes.UInt32DType, np.dtypes.Float64DType]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         return None

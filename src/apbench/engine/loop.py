@@ -135,12 +135,12 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
         if timer:
             timer.end_epoch()
         history.append({"epoch": epoch + 1, "train_loss": running / max(1, seen)})
-        if on_epoch:
-            on_epoch(history[-1])
         if checkpoint_path and epoch + 1 < s.epochs:
             ckpt.save(checkpoint_path, {
                 "model": ckpt.trainable_state(model, adapted.bn_mode == "train_stats"),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": rng_state(), "history": history, "epoch": epoch + 1})
+        if on_epoch:  # after the checkpoint: what was reported is also what a resumed run starts from
+            on_epoch(history[-1])
     return {"history": history, "train_loss": history[-1]["train_loss"] if history else None,
             "resumed_from": start}
