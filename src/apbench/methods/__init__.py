@@ -9,6 +9,7 @@ from typing import Sequence
 from torch import nn
 
 from . import activation_prompt, full_finetune, linear_probe  # noqa: F401  (registration)
+from . import adapters, lora, peft_generic, vpt  # noqa: F401  (registration: methods-peft)
 from .base import METHODS, Adapted, MethodError, check_family
 
 

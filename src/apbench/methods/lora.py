@@ -1,0 +1,26 @@
+"""LoRA through peft: low-rank updates W + (alpha/r)·B·A of chosen Linear/Conv2d layers.
+
+``layers`` picks the blocks (block k's output is point k), ``targets`` the layers inside them
+(``qkv``, ``proj``, ``fc1``, ``fc2`` for ViT/Swin; ``conv`` = every ungrouped conv for CNNs; any
+module-path suffix). peft initialises B to zero, so training starts from the frozen model. With
+``merge: true`` the update is merged into the frozen weights for inference (see ``PeftAdapted``).
+"""
+from __future__ import annotations
+
+from ..models.layers import FAMILIES
+from .base import MethodError, register_method
+from .blocks import select_blocks
+from .peft_wrap import target_names, names_regex, wrap
+
+
+@register_method("lora", FAMILIES, "low-rank updates (peft LoRA) of chosen linears/convs in chosen blocks")
+def lora(model, head_prefixes, layers="all", targets=None, r=8, alpha=16, dropout=0.0, merge=False):
+    from peft import LoraConfig
+
+    if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
+        raise MethodError(f"lora r={r!r} must be a positive integer")
+    points = select_blocks(model, layers, "lora")
+    names = target_names(model, points, targets, r=r)
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=float(dropout), target_modules=names_regex(names))
+    return wrap(model, config, head_prefixes, "lora", points, merge, "lora",
+                info={"targets": names, "r": r, "alpha": alpha, "dropout": float(dropout)})
