@@ -8,14 +8,7 @@ from conftest import tiny_model
 
 
 def tiny(family: str, num_classes: int = 10) -> torch.nn.Module:
-    if family != "efficientnet":
-        return tiny_model(family, num_classes)
-    # conf/model/tiny_efficientnet.yaml passes channel/depth multipliers that timm's
-    # tf_efficientnet_lite0 entry point already sets (TypeError), so build the same model directly.
-    from timm.models.efficientnet import _gen_efficientnet_lite
-    torch.manual_seed(0)
-    return _gen_efficientnet_lite("tf_efficientnet_lite0", channel_multiplier=0.25, depth_multiplier=0.25,
-                                  pretrained=False, num_classes=num_classes)
+    return tiny_model(family, num_classes)
 
 
 def batch(n: int = 4, seed: int = 1):

@@ -37,9 +37,12 @@ def test_resnet_lora_count_on_convolutions(layers, expected):
 
 
 def test_depthwise_separable_nets_get_pointwise_convs_only():
-    a = apply(tiny("efficientnet"), "lora", r=4)
+    model = tiny("efficientnet")
+    depthwise = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1}
+    a = apply(model, "lora", r=4)
     names = a.info["targets"]
-    assert names and all(n.endswith(("conv_pw", "conv_pwl")) for n in names)
+    assert depthwise and names and not depthwise & set(names)     # peft refuses grouped convs at this rank
+    assert any(n.endswith("conv_pwl") for n in names)
 
 
 @pytest.mark.parametrize("family", ["vit", "swin", "resnet", "convnext", "efficientnet"])

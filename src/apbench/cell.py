@@ -35,6 +35,7 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
     adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head_prefixes, **args)
     record["bn_mode"] = adapted.bn_mode
+    record["method_info"] = adapted.info
     record["params"] = count_params(model, head_prefixes, adapted.inserted)
 
     timer = StepTimer(device)
