@@ -38,17 +38,20 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict) -> None:
     record["data"] = dict(splits.info)
 
     m = OmegaConf.to_container(cfg.method, resolve=True)
-    model.reset_classifier(splits.num_classes)  # the "linear" head: a new classifier for the task
-    head_prefixes = methods.head_prefixes_of(model)
+    # The head axis: a new classifier, or the frozen source one (optionally behind a label map).
+    head = methods.setup_head(model, m.get("head", "linear"), splits.num_classes, seed=cfg.seed)
     args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
-    adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head_prefixes, **args)
+    adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head.prefixes, **args)
+    head.attach(adapted)
     record["bn_mode"] = adapted.bn_mode
-    record["params"] = count_params(model, head_prefixes) | {"inserted": adapted.inserted}
+    record["params"] = count_params(model, head.prefixes) | {"inserted": adapted.inserted}
 
     t0 = time.perf_counter()
     out = fit(adapted, splits.train, device, settings, cfg.seed, checkpoint_path=run_dir / "checkpoint.pt")
     train_time = time.perf_counter() - t0
     record["history"] = out["history"]
+    record["label_map"] = adapted.info.get("label_map")  # label_map[target] = source class; frozen from here on
+    record["label_map_history"] = adapted.info.get("label_map_history")
     record["resumed_from_epoch"] = out["resumed_from"]
     metrics = {"train_loss": out["train_loss"]}
     metrics["val_top1"] = evaluate(adapted, splits.val, device, settings.eval_batch_size, settings.amp, "val")

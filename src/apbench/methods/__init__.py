@@ -10,6 +10,7 @@ from torch import nn
 
 from . import activation_prompt, full_finetune, linear_probe  # noqa: F401  (registration)
 from .base import METHODS, Adapted, MethodError, check_family
+from .heads import HEADS, HeadError, setup_head
 
 
 def head_prefixes_of(model: nn.Module) -> list[str]:
@@ -40,4 +41,4 @@ def apply(model: nn.Module, name: str, input_size: Sequence[int] | None = None,
     return info.fn(model, **call)
 
 
-__all__ = ["apply", "Adapted", "MethodError", "METHODS", "head_prefixes_of"]
+__all__ = ["apply", "Adapted", "MethodError", "METHODS", "head_prefixes_of", "HEADS", "HeadError", "setup_head"]
