@@ -9,7 +9,7 @@ from typing import Sequence
 from torch import nn
 
 from . import activation_prompt, full_finetune, linear_probe  # noqa: F401  (registration)
-from . import visual_prompt  # noqa: F401  (registration: prompt-side methods)
+from . import bitfit, norm_tuning, ssf, visual_prompt  # noqa: F401  (registration: prompt and norm methods)
 from .base import METHODS, Adapted, MethodError, check_family
 from .heads import HEADS, HeadError, setup_head
 
