@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from apbench import methods
-from apbench.models.layers import block_points, resolve_layers
+from apbench.models.layers import block_points, register_point_hook, resolve_layers
 
 from conftest import TINY, tiny_model
 
@@ -41,7 +41,6 @@ def test_zero_prompt_at_every_point_leaves_logits_bit_identical(family, shape):
 def _capture(model, keys):
     seen = {}
     hooks = []
-    from apbench.models.layers import register_point_hook
     for p in resolve_layers(model, keys):
         def grab(t, key=p.key):
             seen[key] = t.detach().clone()

@@ -47,7 +47,10 @@ def norm_layers(model: nn.Module, layers, kinds) -> list[nn.Module]:
     if unknown or not kinds:
         raise MethodError(f"norm kinds {unknown or kinds} invalid; choose from {sorted(KINDS)}")
     types = tuple(KINDS[k] for k in kinds)
-    roots = [_unwrap(model)] if layers is None else [m for p in resolve_layers(model, layers) for m in modules_at(model, p)]
+    if layers is None:
+        roots = [_unwrap(model)]
+    else:
+        roots = [m for p in resolve_layers(model, layers) for m in modules_at(model, p)]
     found, seen = [], set()
     for root in roots:
         for m in root.modules():
