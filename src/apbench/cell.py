@@ -30,18 +30,21 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     record["data"] = dict(splits.info)
 
     m = OmegaConf.to_container(cfg.method, resolve=True)
-    model.reset_classifier(splits.num_classes)  # the "linear" head: a new classifier for the task
-    head_prefixes = methods.head_prefixes_of(model)
+    # The head axis: a new classifier, or the frozen source one (optionally behind a label map).
+    head = methods.setup_head(model, m.get("head", "linear"), splits.num_classes, seed=cfg.seed)
     args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
-    adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head_prefixes, **args)
+    adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head.prefixes, **args)
+    head.attach(adapted)
     record["bn_mode"] = adapted.bn_mode
     record["method_info"] = adapted.info
-    record["params"] = count_params(model, head_prefixes, adapted.inserted)
+    record["params"] = count_params(model, head.prefixes, adapted.inserted)
 
     timer = StepTimer(device)
     out = fit(adapted, splits.train, device, settings, cfg.seed, checkpoint_path=run_dir / "checkpoint.pt",
               timer=timer, on_epoch=on_epoch)
     record["history"] = out["history"]
+    record["label_map"] = adapted.info.get("label_map")  # label_map[target] = source class; frozen from here on
+    record["label_map_history"] = adapted.info.get("label_map_history")
     record["resumed_from_epoch"] = out["resumed_from"]
     metrics = {"train_loss": out["train_loss"]}
     metrics["val_top1"] = evaluate(adapted, splits.val, device, settings.eval_batch_size, settings.amp, "val")
@@ -53,7 +56,7 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     precision = settings.amp if settings.amp != "none" else "fp32"
     if cfg.trainer.get("measure_efficiency", True):
         # Same synthetic batch for every method: params, saved memory, throughput, FLOPs.
-        measured = measure_all(model, head_prefixes, adapted.inserted, pre["input_size"][1:], device,
+        measured = measure_all(model, head.prefixes, adapted.inserted, pre["input_size"][1:], device,
                                settings.optimizer, settings.batch_size, precision, timer=timer,
                                warmup=int(cfg.trainer.get("throughput_warmup", 3)),
                                iters=int(cfg.trainer.get("throughput_iters", 10)))

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .engine.loop import TrainSettings
 from .engine.optim import OPTIMIZERS
+from .methods.heads import HEADS  # noqa: F401  (the head axis: linear, source, random, flm, ilm)
 
 
 class ConfigError(ValueError):
@@ -16,7 +17,6 @@ class ConfigError(ValueError):
 
 
 METHOD_RESERVED = {"name", "head", "lr_scale"}
-HEADS = ("linear",)  # label-mapping heads join with the head module
 TRAINER_EXTRA = {"measure_efficiency", "throughput_warmup", "throughput_iters"}
 
 
@@ -65,7 +65,7 @@ def validate(cfg: DictConfig) -> dict:
 
     from .data import LOADERS
     from .env import resolve_device
-    from .methods import METHODS, MethodError, apply
+    from .methods import METHODS, MethodError, apply, setup_head
     from .models.layers import LayerSpecError, family_of
     from .models.preprocessing import resolve_preprocessing
 
@@ -105,11 +105,14 @@ def validate(cfg: DictConfig) -> dict:
         with torch.device("meta"):
             model = timm.create_model(mc["name"], pretrained=False, **(mc.get("kwargs") or {}))
         pre = resolve_preprocessing(model, mc.get("preprocessing"))
-        model.reset_classifier(int(d.get("num_classes") or 2))
+        head = setup_head(model, m.get("head", "linear"), int(d.get("num_classes") or 2), seed=cfg.seed)
         family_of(model)
         args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
-        adapted = apply(model, m["name"], input_size=pre["input_size"], **args)
+        adapted = apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head.prefixes, **args)
     except (LayerSpecError, MethodError, ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
+    if not adapted.trainable():  # e.g. linear_probe with a frozen source head
+        raise ConfigError(f"method {m['name']!r} with head={m.get('head', 'linear')!r} leaves nothing to train; "
+                          "use head=linear or a method that inserts parameters")
     return {"settings": settings, "preprocessing": pre, "points": [p.key for p in adapted.points],
             "family": family_of(model)}

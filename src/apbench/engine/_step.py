@@ -20,7 +20,12 @@ def train_mode(model: nn.Module) -> nn.Module:
 
     Those stay in eval mode: a frozen BatchNorm must normalise with its pretrained statistics and never
     update them, otherwise "frozen" backbones drift and results depend on the batch composition.
+    A model prepared by an apbench method carries its declared ``apbench_bn_mode``, which wins:
+    ``eval`` runs the whole model in eval mode (as training does), ``train_stats`` all in train mode.
     """
+    declared = getattr(model, "apbench_bn_mode", None)
+    if declared in ("eval", "train_stats"):
+        return model.train(declared == "train_stats")
     model.train()
     for m in model.modules():
         if isinstance(m, _NormBase) and m.track_running_stats:

@@ -118,7 +118,7 @@ def flops(model: nn.Module, image_size: ImageSize, train: bool, in_chans: int = 
                 model(x)
         return counter.get_total_flops()
     with state_restored(model), torch.enable_grad():
-        train_mode(model)
+        model.eval()  # FLOPs do not depend on the mode; batch-1 BatchNorm cannot run in train mode
         with counter:
             out = model(x)
             loss = out.float().sum()  # the loss itself has no counted FLOPs

@@ -10,7 +10,9 @@ from torch import nn
 
 from . import activation_prompt, full_finetune, linear_probe  # noqa: F401  (registration)
 from . import adapters, lora, peft_generic, vpt  # noqa: F401  (registration: methods-peft)
+from . import bitfit, norm_tuning, ssf, visual_prompt  # noqa: F401  (registration: prompt and norm methods)
 from .base import METHODS, Adapted, MethodError, check_family
+from .heads import HEADS, HeadError, setup_head
 
 
 def head_prefixes_of(model: nn.Module) -> list[str]:
@@ -41,4 +43,4 @@ def apply(model: nn.Module, name: str, input_size: Sequence[int] | None = None,
     return info.fn(model, **call)
 
 
-__all__ = ["apply", "Adapted", "MethodError", "METHODS", "head_prefixes_of"]
+__all__ = ["apply", "Adapted", "MethodError", "METHODS", "head_prefixes_of", "HEADS", "HeadError", "setup_head"]

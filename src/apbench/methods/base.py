@@ -39,6 +39,10 @@ class Adapted:
         out = self.model(x)
         return self.output_map(out) if self.output_map is not None else out
 
+    def __post_init__(self):
+        # Read by the efficiency measures, so they run the model in the same mode as training.
+        self.model.apbench_bn_mode = self.bn_mode
+
     def trainable(self) -> list[nn.Parameter]:
         seen, out = set(), []
         for params in self.param_groups.values():
