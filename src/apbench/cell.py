@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import data, methods
 from .engine.efficiency import StepTimer, count_params, measure_all
+from .engine.params import effective_params
 from .engine.loop import evaluate, fit
 from .engine.seeding import seed_everything
 from .env import environment, resolve_device
@@ -56,10 +57,16 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     precision = settings.amp if settings.amp != "none" else "fp32"
     if cfg.trainer.get("measure_efficiency", True):
         # Same synthetic batch for every method: params, saved memory, throughput, FLOPs.
+        adapted.eval()  # dropout off, BN frozen: the gradient structure, not its noise
+        # Effective = nominal minus prompt entries that never reach the loss (issue 8); other groups
+        # (heads, factors, norms) count in full: random-input deadness there says nothing structural.
+        prompts = adapted.param_groups.get("prompt", [])
+        effective = (record["params"]["trainable"] - sum(p.numel() for p in prompts)
+                     + effective_params(adapted.logits, prompts, pre["input_size"], device))
         measured = measure_all(model, head.prefixes, adapted.inserted, pre["input_size"][1:], device,
                                settings.optimizer, settings.batch_size, precision, timer=timer,
                                warmup=int(cfg.trainer.get("throughput_warmup", 3)),
-                               iters=int(cfg.trainer.get("throughput_iters", 10)))
+                               iters=int(cfg.trainer.get("throughput_iters", 10)), effective=effective)
         record["params"], record["efficiency"] = measured["params"], measured["efficiency"]
     else:
         record["efficiency"] = timer.as_dict() | {"batch_size": settings.batch_size,
