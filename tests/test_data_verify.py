@@ -141,3 +141,32 @@ def test_manifest_matches_the_configs():
         if name in ("fmnist_tiny", "image_folder"):
             continue
         assert MANIFEST[name].num_classes == compose_dataset(name)[0]["num_classes"], name
+
+
+def _export_script():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parents[1] / "scripts" / "export_vtab1k_from_tfds.py"
+    spec = importlib.util.spec_from_file_location("export_vtab1k", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_export_script_covers_the_19_tasks_and_says_what_it_needs(tmp_path, capsys):
+    import numpy as np
+    mod = _export_script()
+    assert sorted(mod.TASKS) == sorted(n.removeprefix("vtab1k_") for n in MANIFEST if n.startswith("vtab1k_"))
+    try:
+        import tensorflow_datasets  # noqa: F401
+    except ImportError:
+        assert mod.main(["--task", "dtd", "--out", str(tmp_path)]) == 2
+        assert "pip install tensorflow tensorflow-datasets" in capsys.readouterr().err
+    # VTAB's derived labels
+    assert mod._clevr_count({"objects": {"size": np.zeros(5)}}) == 2
+    assert [mod._clevr_dist({"objects": {"pixel_coords": np.array([[0, 0, d], [0, 0, 12.0]])}})
+            for d in (7.0, 8.0, 8.2, 9.7, 11.0)] == [0, 0, 1, 4, 5]
+    car = lambda t, z: {"objects": {"type": np.array(t), "location": np.array([[0, 0, v] for v in z]).reshape(-1, 3)}}
+    assert [mod._kitti_dist(car([0], [5.0])), mod._kitti_dist(car([2, 0], [30.0, 12.0])),
+            mod._kitti_dist(car([4], [3.0])), mod._kitti_dist(car([], []))] == [0, 1, 3, 3]
+    assert mod._rescale("label_orientation", 40, 16)({"label_orientation": 39}) == 15
