@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from . import coop_split, fashion_mnist, fgvc_json, image_folder, torchvision_sets, vtab1k  # noqa: F401  (registration)
 from .base import LOADERS, DataError, MissingData, Splits
 from .cache import cache_splits
-from .transforms import build_transform, is_deterministic
+from .transforms import build_transform, collate, is_deterministic
 
 # Keys every dataset config may carry that ``build`` consumes itself (the rest go to the loader).
 BUILD_KEYS = {"name", "format", "group", "protocol", "num_classes", "augment", "root", "cache", "cache_dir"}
@@ -45,4 +45,4 @@ def build(cfg: Mapping[str, Any], preprocessing: dict, data_root: str | None = N
     return splits
 
 
-__all__ = ["build", "loader_kwargs", "BUILD_KEYS", "DataError", "MissingData", "Splits", "LOADERS"]
+__all__ = ["build", "collate", "loader_kwargs", "BUILD_KEYS", "DataError", "MissingData", "Splits", "LOADERS"]

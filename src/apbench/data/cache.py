@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from .base import DataError, Splits
 from .images import ImageDataset
+from .transforms import serial
 
 MODES = ("none", "memory", "disk")
 _MEMORY: dict[str, np.ndarray] = {}
@@ -83,7 +84,8 @@ class CachedImages(Dataset):
 
     def __getitem__(self, i):
         img = torch.from_numpy(np.array(self.store[i]))  # a copy: memmaps are read-only
-        return self.post(img).as_subclass(torch.Tensor), int(self.labels[i])
+        with serial():
+            return self.post(img).as_subclass(torch.Tensor), int(self.labels[i])
 
 
 def cache_splits(splits: Splits, name: str, mode: str, cache_dir: str | Path | None = None) -> Splits:
