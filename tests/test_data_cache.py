@@ -132,3 +132,13 @@ def test_a_run_trains_on_cached_vtab1k_data(tiny_overrides, tmp_path):
     assert rec["status"] == "ok", rec["error"]
     assert rec["data"]["cache"] == "memory" and rec["data"]["sizes"]["train"] == 6
     assert rec["metrics"]["test_top1"] is not None
+
+
+def test_collate_is_default_collate_on_one_thread():
+    from torch.utils.data import default_collate
+    batch = [(torch.randn(3, 8, 8), i) for i in range(4)]
+    n = torch.get_num_threads()
+    x, y = data.collate(batch)
+    ref_x, ref_y = default_collate(batch)
+    assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
+    assert torch.get_num_threads() == n  # restored
