@@ -63,7 +63,7 @@ def validate(cfg: DictConfig) -> dict:
     """Validate ``cfg``; return the facts later stages need (meta model, points, settings)."""
     import torch
 
-    from .data import LOADERS
+    from .data import BUILD_KEYS, LOADERS
     from .env import resolve_device
     from .methods import METHODS, MethodError, apply, setup_head
     from .models.layers import LayerSpecError, family_of
@@ -87,10 +87,9 @@ def validate(cfg: DictConfig) -> dict:
     d = OmegaConf.to_container(cfg.dataset, resolve=True)
     _choice(d.get("format"), sorted(LOADERS), "dataset.format")
     params = inspect.signature(LOADERS[d["format"]]).parameters
-    if not any(p.kind == p.VAR_KEYWORD for p in params.values()) or True:
-        valid = {p for p in params if p not in ("root", "transforms", "_")} | {
-            "name", "format", "group", "protocol", "num_classes", "augment", "root"}
-        _check_keys(d, valid, f"dataset ({d.get('name')})")
+    valid = {p for p in params if p not in ("root", "transforms", "_")} | BUILD_KEYS
+    _check_keys(d, valid, f"dataset ({d.get('name')})")
+    _choice(d.get("cache") or "none", ("none", "memory", "disk"), "dataset.cache")
     _choice(d.get("augment", "none"), ("none", "crop_flip"), "dataset.augment")
 
     # Build the model on the meta device (no memory, no weights) to check layers and families.

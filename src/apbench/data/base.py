@@ -11,6 +11,10 @@ class DataError(RuntimeError):
     """Data that is missing, malformed or inconsistent; the message names the file and the fix."""
 
 
+class MissingData(DataError):
+    """Files or folders that are not there at all (``apbench data verify`` reports these as ``missing``)."""
+
+
 @dataclass
 class Splits:
     """Train / val splits of one dataset, and the test split behind a function.

@@ -10,10 +10,9 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from .base import DataError, Splits, register_loader
+from .images import ArrayImages
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -57,25 +56,6 @@ def find_files(root: str | Path | None, split: str) -> tuple[Path, Path]:
     raise DataError(f"Fashion-MNIST {split} files not found in {[str(c) for c in candidates]}; {PREPARE_HINT}")
 
 
-class ArrayImages(Dataset):
-    """uint8 images (N,H,W) or (N,H,W,C) in memory, with labels; transform applied per item."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None):
-        if len(images) == 0:
-            raise DataError("empty split: no images to train or evaluate on")
-        self.images = torch.from_numpy(np.ascontiguousarray(images))
-        self.labels = torch.from_numpy(labels.astype(np.int64))
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        img = self.images[i]
-        img = img.unsqueeze(0) if img.ndim == 2 else img.permute(2, 0, 1)
-        return (self.transform(img) if self.transform else img), int(self.labels[i])
-
-
 def balanced_subset(labels: np.ndarray, per_class: int, rng: np.random.Generator, exclude=None) -> np.ndarray:
     """Indices of ``per_class`` random images of each class (sorted), avoiding ``exclude``."""
     taken = np.zeros(len(labels), bool)
@@ -115,11 +95,11 @@ def load_fashion_mnist(root, transforms, train_size=800, val_size=200, test_size
         if test_size:
             idx = balanced_subset(tlab, test_size // k, np.random.default_rng(split_seed + 1))
             timg, tlab = timg[idx], tlab[idx]
-        return ArrayImages(timg, tlab, transforms["eval"])
+        return ArrayImages(timg, tlab, transforms["eval"], source=str(ti))
 
     return Splits(
-        train=ArrayImages(images[fit], labels[fit], transforms["train"]),
-        val=ArrayImages(images[va], labels[va], transforms["eval"]),
+        train=ArrayImages(images[fit], labels[fit], transforms["train"], source=f"{img_path}[train]"),
+        val=ArrayImages(images[va], labels[va], transforms["eval"], source=f"{img_path}[val]"),
         _test=test, num_classes=k, class_names=list(CLASSES),
         info={"source": str(img_path.parent), "train": len(fit), "val": len(va),
               "test": test_size or "all (10000)", "split_seed": split_seed, "trainval": trainval},

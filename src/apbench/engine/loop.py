@@ -51,7 +51,9 @@ def amp_context(device: torch.device, amp: str):
 def loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int) -> DataLoader:
     g = torch.Generator()
     g.manual_seed(seed)
+    from ..data import collate  # single-threaded batching: see apbench.data.transforms.collate
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers,
+                      collate_fn=collate,
                       worker_init_fn=seed_worker, drop_last=False, persistent_workers=False)
 
 

@@ -1,0 +1,143 @@
+"""Datasets shared by the loaders: images on disk or in an array, plus path and list helpers.
+
+Every dataset here exposes ``labels`` and ``raw(i)`` (the decoded image before any transform), so the
+cache and ``apbench data verify`` work the same way for every on-disk format.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .base import DataError, MissingData
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+VERIFY_HINT = "run `apbench data verify` on the data root to list every broken file"
+
+
+class ImageDataset(Dataset):
+    """(image, label) pairs; ``transform`` is applied to ``raw(i)`` in ``__getitem__``."""
+
+    labels: np.ndarray
+    transform = None
+    source = ""
+
+    def raw(self, i: int):
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """Identity of the content, for cache keys: changes when the files or labels change."""
+        h = hashlib.sha1(self.source.encode())
+        h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        img = self.raw(i)
+        return (self.transform(img) if self.transform else img), int(self.labels[i])
+
+
+class ImageFiles(ImageDataset):
+    """Image files with integer labels; files are checked to exist when the dataset is made."""
+
+    def __init__(self, paths: Sequence[str | Path], labels: Sequence[int], transform=None,
+                 source: str = "", fix: str = ""):
+        if len(paths) == 0:
+            raise DataError(f"empty split: {source or 'the list'} has no images; {fix or VERIFY_HINT}")
+        self.paths = [str(p) for p in paths]
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.transform, self.source = transform, source
+        # Fail before training, not at epoch 3: a stat per file is cheap next to one decode.
+        missing = [p for p in self.paths if not os.path.isfile(p)]
+        if missing:
+            raise MissingData(f"{len(missing)} of {len(self.paths)} images listed in {source} are missing, "
+                              f"e.g. {missing[0]}; {fix or 're-extract the image archive into that folder'}")
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha1(super().fingerprint().encode())
+        h.update("\n".join(self.paths).encode())
+        return h.hexdigest()[:16]
+
+    def raw(self, i: int) -> Image.Image:
+        try:
+            with Image.open(self.paths[i]) as im:
+                return im.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for truncated / non-image files
+            raise DataError(f"{self.paths[i]}: unreadable image ({e}); re-extract or re-download it; "
+                            f"{VERIFY_HINT}") from None
+
+
+class ArrayImages(ImageDataset):
+    """uint8 images (N,H,W) or (N,H,W,C) in memory, with labels; ``raw`` gives a (C,H,W) tensor."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None, source: str = ""):
+        if len(images) == 0:
+            raise DataError(f"empty split: {source or 'the array'} holds no images to train or evaluate on")
+        if len(images) != len(labels):
+            raise DataError(f"{source}: {len(images)} images but {len(labels)} labels")
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.transform, self.source = transform, source
+
+    def raw(self, i: int) -> torch.Tensor:
+        img = self.images[i]
+        return img.unsqueeze(0) if img.ndim == 2 else img.permute(2, 0, 1)
+
+
+def need_root(root) -> Path:
+    if not root:
+        raise MissingData("no data root given: set paths.data_root (or the APBENCH_DATA environment variable) "
+                          "or dataset.root, or pass --root")
+    return Path(root).expanduser()
+
+
+def find_folder(root, names: str | Sequence[str], parents: Sequence[str] = ("",), what: str = "dataset",
+                fix: str = "") -> Path:
+    """The first ``<root>/<parent>/<name>`` that is a folder; names are the aliases shared copies use."""
+    root = need_root(root)
+    names = [names] if isinstance(names, str) else list(names)
+    for parent in parents:
+        for name in names:
+            p = Path(name).expanduser() if Path(name).is_absolute() else root / parent / name
+            if p.is_dir():
+                return p
+    under = ", ".join(str(root / p) + "/" for p in parents)
+    raise MissingData(f"{what} folder not found: none of {', '.join(names)} exists under {under}; {fix}".rstrip("; "))
+
+
+def require_file(path: Path, fix: str) -> Path:
+    if not path.is_file():
+        raise MissingData(f"{path} is missing; {fix}")
+    return path
+
+
+def carve(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``range(n)`` into (train, val) index arrays, val = ``fraction`` of n, fixed by ``seed``."""
+    if not 0 < fraction < 1:
+        raise DataError(f"val_fraction={fraction} must be between 0 and 1")
+    n_val = max(1, int(round(n * fraction)))
+    if n_val >= n:
+        raise DataError(f"cannot carve a validation split of {n_val} from {n} training images")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def dense_labels(labels: Sequence[int], where: str, num_classes: int | None) -> int:
+    """Check integer labels lie in [0, num_classes); return the class count (given or inferred)."""
+    arr = np.asarray(labels)
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0:
+        raise DataError(f"{where}: negative label {lo}")
+    if num_classes is not None and hi >= num_classes:
+        raise DataError(f"{where}: label {hi} found but the dataset has {num_classes} classes "
+                        f"(labels 0..{num_classes - 1}); the folder holds another dataset or "
+                        f"dataset.num_classes is wrong")
+    return int(num_classes) if num_classes is not None else hi + 1

@@ -1,0 +1,117 @@
+"""CIFAR-10/100, SVHN and GTSRB in the layouts torchvision downloads, read by ``torchvision.datasets``.
+
+Never downloads here (``apbench data prepare`` does). The official train set is split into train/val
+by ``val_fraction`` with ``split_seed`` (independent of the run seed); test is the official test set.
+torchvision's md5 checks are replaced by presence checks: hashing ~200 MB on every run buys nothing
+that a failed unpickle or a wrong count (``apbench data verify``) would not show.
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision import datasets as tvd
+from torchvision.datasets.utils import check_integrity
+
+from .base import DataError, MissingData, Splits, register_loader
+from .images import ArrayImages, ImageFiles, carve, need_root
+
+
+class _Cifar10(tvd.CIFAR10):
+    def _check_integrity(self) -> bool:
+        return all((Path(self.root) / self.base_folder / f).is_file() for f, _ in self.train_list + self.test_list)
+
+    def _load_meta(self) -> None:
+        saved = self.meta
+        self.meta = {**saved, "md5": None}  # check_integrity(path, None) only tests that the file exists
+        try:
+            super()._load_meta()
+        finally:
+            self.meta = saved
+
+
+class _Cifar100(_Cifar10, tvd.CIFAR100):
+    pass
+
+
+class _SVHN(tvd.SVHN):
+    def _check_integrity(self) -> bool:
+        return check_integrity(str(Path(self.root) / self.filename), None)
+
+
+SETS = {  # name -> (where torchvision's root must hold it, what is there)
+    "cifar10": ("cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/"),
+    "cifar100": ("cifar-100-python/train", "cifar-100-python/"),
+    "svhn": ("train_32x32.mat", "train_32x32.mat, test_32x32.mat"),
+    "gtsrb": ("gtsrb/GTSRB/Training", "gtsrb/GTSRB/Training/, gtsrb/GTSRB/Final_Test/Images/, gtsrb/GT-final_test.csv"),
+}
+
+
+def tv_root(root, name: str) -> Path:
+    """``<root>/<name>`` (where ``apbench data prepare`` downloads to) or ``<root>`` itself."""
+    root = need_root(root)
+    marker, what = SETS[name]
+    for c in (root / name, root):
+        if (c / marker).exists():
+            return c
+    raise MissingData(f"{name} not found: looked for {root / name / marker} and {root / marker}; run "
+                      f"`apbench data prepare {name} --root {root}` (downloads, needs internet) or put {what} in {root / name}/")
+
+
+def open_split(name: str, root: Path, train: bool, transform):
+    """One official split as an apbench dataset (arrays for CIFAR/SVHN, files for GTSRB)."""
+    where = f"{root} ({name} {'train' if train else 'test'})"
+    try:
+        if name in ("cifar10", "cifar100"):
+            ds = (_Cifar10 if name == "cifar10" else _Cifar100)(str(root), train=train, download=False)
+            return ArrayImages(ds.data, np.asarray(ds.targets), transform, where), list(ds.classes)
+        if name == "svhn":
+            ds = _SVHN(str(root), split="train" if train else "test", download=False)
+            return ArrayImages(ds.data.transpose(0, 2, 3, 1), ds.labels, transform, where), [str(i) for i in range(10)]
+        ds = tvd.GTSRB(str(root), split="train" if train else "test", download=False)
+        paths, labels = zip(*ds._samples) if ds._samples else ((), ())
+        names = sorted(p.name for p in (root / "gtsrb" / "GTSRB" / "Training").iterdir() if p.is_dir())
+        return ImageFiles(paths, labels, transform, where), names
+    except RuntimeError as e:  # torchvision's "Dataset not found or corrupted"
+        raise MissingData(f"{where}: {e}; run `apbench data prepare {name}` or restore the files") from None
+    except FileNotFoundError as e:
+        raise MissingData(f"{where}: {e.filename} is missing; run `apbench data prepare {name}` or restore it") from None
+    except (OSError, EOFError, ValueError, KeyError, IndexError, pickle.UnpicklingError) as e:  # truncated pickle / .mat, bad csv
+        raise DataError(f"{where}: unreadable ({type(e).__name__}: {e}); delete it and run "
+                        f"`apbench data prepare {name}` again") from None
+
+
+@register_loader("torchvision")
+def load_torchvision(root, transforms, dataset: str, val_fraction: float = 0.1, split_seed: int = 0,
+                     trainval: bool = False):
+    """``trainval=True`` (final runs) trains on the whole official train set; ``val`` is still the carved part."""
+    if dataset not in SETS:
+        raise DataError(f"dataset.dataset={dataset!r} unknown; choose one of {', '.join(SETS)}")
+    base = tv_root(root, dataset)
+    full_train, classes = open_split(dataset, base, True, None)
+    tr, va = carve(len(full_train), val_fraction, split_seed)
+    fit = np.arange(len(full_train)) if trainval else tr
+    if full_train.labels.max() >= len(classes):
+        raise DataError(f"{base}: label {full_train.labels.max()} found but {dataset} has {len(classes)} classes")
+    return Splits(
+        train=_subset(full_train, fit, transforms["train"]), val=_subset(full_train, va, transforms["eval"]),
+        _test=lambda: open_split(dataset, base, False, transforms["eval"])[0],
+        num_classes=len(classes), class_names=classes,
+        info={"source": str(base), "trainval": trainval, "val_fraction": val_fraction, "split_seed": split_seed,
+              "sizes": {"train": len(tr), "val": len(va), "trainval": len(full_train)}},
+    )
+
+
+def _subset(ds, idx: np.ndarray, transform):
+    """The same dataset type restricted to ``idx`` (keeps ``raw``/``labels`` for the cache and verify)."""
+    out = type(ds).__new__(type(ds))
+    if isinstance(ds, ArrayImages):
+        out.images = ds.images[torch.from_numpy(idx)]
+    else:
+        out.paths = [ds.paths[i] for i in idx]
+    out.labels, out.transform = ds.labels[idx], transform
+    out.source = f"{ds.source}[{len(idx)} of {len(ds)}, {hashlib.sha1(idx.tobytes()).hexdigest()[:8]}]"
+    return out
