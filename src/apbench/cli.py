@@ -4,6 +4,7 @@
     apbench layers MODEL [--image-size N]  list a backbone's addressable points with their shapes
     apbench results DIR [--out OUT]        tables and plots from the records under DIR
     apbench methods                        the registered methods and the families they apply to
+    apbench data verify|prepare|list ...   check a data root against the manifest, prepare data
 """
 from __future__ import annotations
 
@@ -100,11 +101,9 @@ def methods_cmd(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"run": hydra_run, "layers": layers_cmd, "methods": methods_cmd}
-    try:
-        from .results.report import main as results_main
-        commands["results"] = results_main
-    except ImportError:
-        pass
+    from .data.cli import main as data_main
+    from .results.report import main as results_main
+    commands.update(results=results_main, data=data_main)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(__doc__)
         return 0
