@@ -101,17 +101,19 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
         history, start = state["history"], state["epoch"]
     params = adapted.trainable()
     for epoch in range(start, s.epochs):
-        adapted.train()
+        if timer:  # before the epoch hook: label re-mapping is part of training time
+            timer.start_epoch()
         if hasattr(adapted, "on_epoch_start"):
             adapted.on_epoch_start(epoch, train_set)
+            if timer:
+                timer.mark()
+        adapted.train()  # after the hook, which may evaluate the model to re-map labels
         running, seen = 0.0, 0
         # A generator per epoch: shuffling depends on (seed, epoch) only, so a resumed run sees the
         # same batches as an uninterrupted one.
         batches = loader(train_set, s.batch_size, True, seed * 100_003 + epoch, s.num_workers)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{s.epochs}", leave=False, disable=not s.progress,
                    file=sys.stderr)
-        if timer:
-            timer.start_epoch()
         for x, y in bar:
             if timer:
                 timer.data_ready()

@@ -159,6 +159,11 @@ class StepTimer:
     def start_epoch(self) -> None:
         self._epoch_start = self._mark = self._now()
 
+    def mark(self) -> None:
+        """Restart the data-wait clock: work done since the epoch started (label re-mapping) is epoch
+        time, not data-loading time."""
+        self._mark = self._now()
+
     def data_ready(self) -> None:
         now = time.perf_counter()  # the device is idle since the last boundary: no sync needed
         if self._mark is not None:
