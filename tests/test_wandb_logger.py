@@ -54,7 +54,14 @@ def test_offline_run_writes_run_dir(offline_env):
     run_dirs = list((offline_env / "wandb").glob("offline-run-*"))
     assert len(run_dirs) == 1
     # offline, config and summary live only in the run's transaction log; its strings are plain bytes
-    data = next(run_dirs[0].glob("run-*.wandb")).read_bytes()
+    # wandb's service process may still be flushing the log after finish() returns: wait for it.
+    import time
+    deadline = time.monotonic() + 30
+    while True:
+        data = next(run_dirs[0].glob("run-*.wandb")).read_bytes()
+        if (b"metrics/test_top1" in data and b"cell-1" in data) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert b"metrics/test_top1" in data and b"cell-1" in data
     assert b"never-logged" not in data
 
