@@ -166,7 +166,8 @@ def resolve_layers(model: nn.Module, spec) -> list[Point]:
     points = block_points(model)
     if spec is None:
         return []
-    items = list(spec) if isinstance(spec, (list, tuple)) or hasattr(spec, "__iter__") and not isinstance(spec, str) else [spec]
+    # Hydra hands lists over as ListConfig: anything iterable but a string is a list of items.
+    items = [spec] if isinstance(spec, (str, int)) or not hasattr(spec, "__iter__") else list(spec)
     out: list[Point] = []
     for item in items:
         text = str(item).strip()
