@@ -136,6 +136,26 @@ def test_block_methods_cache_before_their_first_block():
     assert vpt.used and vpt.info["point"] == "1"
     ssf = _plan(methods.apply(tiny_model("convnext"), "ssf", input_size=SIZE, layers=[3, 4]))
     assert ssf.used and ssf.info["point"] == "3"
+    lora = _plan(methods.apply(tiny_model("vit"), "lora", input_size=SIZE, layers=[2]))  # through peft's wrapper
+    assert lora.used and lora.info["point"] == "1"
+
+
+def test_iterative_label_mapping_sees_the_same_predictions_through_the_cache():
+    results = []
+    for mode in ("auto", "off"):
+        model = tiny_model("resnet", num_classes=20)
+        head = methods.setup_head(model, "ilm", 5)
+        adapted = head.attach(methods.apply(model, "ap", input_size=SIZE, head_prefixes=head.prefixes, layers=[3]))
+        g = torch.Generator().manual_seed(0)
+        ds = TensorDataset(torch.randn(24, *SIZE, generator=g), torch.randint(0, 5, (24,), generator=g))
+        cache = prefix_cache.prepare(adapted, {"train": ds}, deterministic=True, input_size=SIZE, mode=mode)
+        with cache.active(adapted):
+            fit(adapted, cache.sets["train"], CPU, TrainSettings(epochs=2, batch_size=8, lr=1e-2, warmup_epochs=0,
+                                                                 progress=False), seed=0)
+        with torch.no_grad():
+            results.append((adapted.eval().logits(ds.tensors[0]), adapted.info["label_map_history"]))
+    assert (results[0][0] - results[1][0]).abs().max() <= 1e-5
+    assert results[0][1] == results[1][1] and len(results[0][1]) == 2
 
 
 def test_size_budget_stores_fp16_or_refuses_with_the_size():
