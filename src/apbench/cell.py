@@ -7,6 +7,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import data, methods
+from .engine import prefix_cache, speed_options
 from .engine.efficiency import StepTimer, count_params, measure_all
 from .engine.params import effective_params
 from .engine.loop import evaluate, fit
@@ -40,19 +41,29 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     record["method_info"] = adapted.info
     record["params"] = count_params(model, head.prefixes, adapted.inserted)
 
+    # Only final runs ever open the test split; opened before training so a prefix cache can cover it.
+    test_set = splits.test() if cfg.protocol.stage == "final" else None
+    cache = prefix_cache.prepare(
+        adapted, {"train": splits.train, "val": splits.val, "test": test_set},
+        deterministic=bool(splits.info.get("deterministic_train")), mode=cfg.trainer.get("prefix_cache", "auto"),
+        max_gb=float(cfg.trainer.get("prefix_cache_max_gb", 4.0)), input_size=pre["input_size"],
+        batch_size=settings.eval_batch_size, amp=settings.amp, device=device)
+    record["prefix_cache"] = cache.info
     timer = StepTimer(device)
-    out = fit(adapted, splits.train, device, settings, cfg.seed, checkpoint_path=run_dir / "checkpoint.pt",
-              timer=timer, on_epoch=on_epoch)
+    with cache.active(adapted), speed_options.applied(
+            adapted, cache.sets["train"], channels_last=bool(cfg.trainer.get("channels_last", False)),
+            compile=bool(cfg.trainer.get("compile", False)), amp=settings.amp) as speed:
+        record["speed_options"] = speed
+        out = fit(adapted, cache.sets["train"], device, settings, cfg.seed,
+                  checkpoint_path=run_dir / "checkpoint.pt", timer=timer, on_epoch=on_epoch)
+        metrics = {"train_loss": out["train_loss"]}
+        metrics["val_top1"] = evaluate(adapted, cache.sets["val"], device, settings.eval_batch_size, settings.amp, "val")
+        metrics["test_top1"] = (evaluate(adapted, cache.sets["test"], device, settings.eval_batch_size, settings.amp,
+                                         "test") if test_set is not None else None)
     record["history"] = out["history"]
     record["label_map"] = adapted.info.get("label_map")  # label_map[target] = source class; frozen from here on
     record["label_map_history"] = adapted.info.get("label_map_history")
     record["resumed_from_epoch"] = out["resumed_from"]
-    metrics = {"train_loss": out["train_loss"]}
-    metrics["val_top1"] = evaluate(adapted, splits.val, device, settings.eval_batch_size, settings.amp, "val")
-    if cfg.protocol.stage == "final":  # only final runs ever open the test split
-        metrics["test_top1"] = evaluate(adapted, splits.test(), device, settings.eval_batch_size, settings.amp, "test")
-    else:
-        metrics["test_top1"] = None
     record["metrics"] = metrics
     precision = settings.amp if settings.amp != "none" else "fp32"
     if cfg.trainer.get("measure_efficiency", True):
@@ -71,3 +82,8 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     else:
         record["efficiency"] = timer.as_dict() | {"batch_size": settings.batch_size,
                                                   "image_size": pre["input_size"][-1], "precision": precision}
+    # Building the training cache is part of what training costs.
+    build = cache.info.get("build_time_by_split_s", {}).get("train", 0.0)
+    if record["efficiency"].get("train_time_s") is not None:
+        record["efficiency"]["train_time_s"] += build
+    record["efficiency"]["prefix_cache_build_s"] = build

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .engine.loop import TrainSettings
 from .engine.optim import OPTIMIZERS
+from .engine.prefix_cache import normalize_mode
 from .methods.heads import HEADS  # noqa: F401  (the head axis: linear, source, random, flm, ilm)
 
 
@@ -17,7 +18,8 @@ class ConfigError(ValueError):
 
 
 METHOD_RESERVED = {"name", "head", "lr_scale"}
-TRAINER_EXTRA = {"measure_efficiency", "throughput_warmup", "throughput_iters"}
+TRAINER_EXTRA = {"measure_efficiency", "throughput_warmup", "throughput_iters",
+                 "prefix_cache", "prefix_cache_max_gb", "channels_last", "compile"}
 
 
 def _choice(value, choices, key):
@@ -48,6 +50,13 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
     _choice(t.get("optimizer"), OPTIMIZERS, "trainer.optimizer")
     _choice(t.get("scheduler"), ("cosine", "constant"), "trainer.scheduler")
     _choice(t.get("amp"), ("none", "bf16", "fp16"), "trainer.amp")
+    try:
+        normalize_mode(t.get("prefix_cache", "auto"))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    _positive(t.get("prefix_cache_max_gb", 4.0), "trainer.prefix_cache_max_gb")
+    for key in ("channels_last", "compile"):
+        _choice(t.get(key, False), (True, False), f"trainer.{key}")
     _positive(t.get("epochs"), "trainer.epochs", integer=True)
     _positive(t.get("batch_size"), "trainer.batch_size", integer=True)
     _positive(t.get("lr"), "trainer.lr")
