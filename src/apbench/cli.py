@@ -22,26 +22,44 @@ def _summary(rec: dict) -> str:
             f"val={fmt(m.get('val_top1'))} test={fmt(m.get('test_top1'))}")
 
 
+def _in_shard(job_num: int) -> bool:
+    """``APBENCH_SHARD=i/n``: this process runs only jobs with ``num % n == i`` -- n processes, one
+    per GPU (each with its own ``CUDA_VISIBLE_DEVICES``), then share one sweep without overlap."""
+    shard = os.environ.get("APBENCH_SHARD")
+    if not shard:
+        return True
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+        assert 0 <= i < n
+    except (ValueError, AssertionError):
+        raise SystemExit(f"apbench: APBENCH_SHARD={shard!r} must be i/n with 0 <= i < n, e.g. 0/4") from None
+    return job_num % n == i
+
+
 def hydra_run(overrides: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .run import run
+    from .protocol import run_protocol
     from .validate import ConfigError
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def task(cfg):
-        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        hc = HydraConfig.get()
+        multirun = hc.mode == RunMode.MULTIRUN
+        if multirun and not _in_shard(hc.job.num):
+            return "other-shard"
         try:
-            rec = run(cfg)
+            recs = run_protocol(cfg)
         except ConfigError as e:
             print(f"apbench: invalid configuration: {e}", file=sys.stderr)
             if multirun:  # the other cells of the sweep still run
                 return None
             sys.exit(2)
-        print(_summary(rec))
-        return rec.get("status")
+        for rec in recs:
+            print(_summary(rec))
+        return recs[-1].get("status")
 
     sys.argv = ["apbench run", *overrides]
     task()

@@ -51,8 +51,11 @@ def run_dir_of(cfg: DictConfig, run_id: str) -> Path:
     return Path(cfg.paths.results_dir) / run_id
 
 
-def run(cfg: DictConfig) -> dict:
-    """Run one cell; returns its record. Invalid configs raise ``ConfigError`` before anything is written."""
+def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
+    """Run one cell; returns its record. Invalid configs raise ``ConfigError`` before anything is written.
+
+    ``hparams``: extra entries for the record's ``hparams`` that are not part of the run's identity
+    (a protocol's grid size and selection scores)."""
     facts = validate(cfg)
     rid = run_id_of(cfg)
     rdir = run_dir_of(cfg, rid)
@@ -71,7 +74,8 @@ def run(cfg: DictConfig) -> dict:
         "model": cfg.model.get("id", cfg.model.name), "method": m["name"], "head": m.get("head", "linear"),
         "layers": facts["points"], "seed": cfg.seed,
         "hparams": {k: cfg.trainer[k] for k in ("lr", "weight_decay", "epochs", "batch_size", "optimizer")}
-        | {"image_size": facts["preprocessing"]["input_size"][-1], "lr_scale": m.get("lr_scale") or {}},
+        | {"image_size": facts["preprocessing"]["input_size"][-1], "lr_scale": m.get("lr_scale") or {}}
+        | (hparams or {}),
         "metrics": {}, "params": {}, "efficiency": {}, "preprocessing": facts["preprocessing"],
         "config": OmegaConf.to_container(cfg, resolve=True), "error": None,
         "started_at": _now(), "finished_at": None,
