@@ -1,6 +1,7 @@
 """The ``apbench`` command.
 
     apbench run [HYDRA OVERRIDES...]       train and evaluate one cell (-m for a multirun sweep)
+    apbench plan [OVERRIDES...] [--dry-run] jobs, runs and estimated time of `apbench run -m OVERRIDES`
     apbench layers MODEL [--image-size N]  list a backbone's addressable points with their shapes
     apbench results DIR [--out OUT]        tables and plots from the records under DIR
     apbench methods                        the registered methods and the families they apply to
@@ -107,6 +108,11 @@ def layers_cmd(argv: list[str]) -> int:
     return 0
 
 
+def plan_cmd(argv: list[str]) -> int:
+    from .plan import main as plan_main
+    return plan_main(argv)
+
+
 def methods_cmd(argv: list[str]) -> int:
     from .methods import METHODS
 
@@ -117,7 +123,7 @@ def methods_cmd(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"run": hydra_run, "layers": layers_cmd, "methods": methods_cmd}
+    commands = {"run": hydra_run, "plan": plan_cmd, "layers": layers_cmd, "methods": methods_cmd}
     try:
         from .results.report import main as results_main
         commands["results"] = results_main
