@@ -88,8 +88,8 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
     try:
         execute(cfg, facts, rdir, record, on_epoch=lambda h: logger.log(h, step=h["epoch"]))
         record["status"] = "ok"
-    except KeyboardInterrupt:
-        raise
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or submitit exiting after requeueing a preempted job:
+        raise                                # no record, the checkpoint stays, the next attempt resumes
     except BaseException as e:  # one failed run never takes a sweep down: record it and go on
         record["status"] = "oom" if _is_oom(e) else "failed"
         record["error"] = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
