@@ -116,3 +116,21 @@ def test_fake_slurm_array_runs_and_a_preempted_job_is_requeued_and_resumes(tiny_
     recs = {r["method"]: r for r in iter_records(tmp_path / "runs")}
     assert sorted(recs) == ["ap", "linear_probe"] and all(r["status"] == "ok" for r in recs.values())
     assert recs["linear_probe"]["resumed_from_epoch"] >= 1      # the requeued attempt resumed, did not restart
+
+
+def test_shard_selects_every_nth_job(monkeypatch):
+    from apbench.cli import _in_shard
+    monkeypatch.setenv("APBENCH_SHARD", "1/3")
+    assert [n for n in range(7) if _in_shard(n)] == [1, 4]
+    monkeypatch.setenv("APBENCH_SHARD", "3/3")
+    with pytest.raises(SystemExit, match="APBENCH_SHARD"):
+        _in_shard(0)
+    monkeypatch.delenv("APBENCH_SHARD")
+    assert _in_shard(5)
+
+
+@pytest.mark.slow
+def test_a_shard_process_runs_only_its_jobs(tiny_overrides, tmp_path):
+    out = _multirun([*tiny_overrides, *FAST], tmp_path, dict(os.environ, APBENCH_SHARD="1/2"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert [r["method"] for r in iter_records(tmp_path / "runs")] == ["ap"]    # job 1 of linear_probe,ap

@@ -152,14 +152,14 @@ def estimate(jobs: list[Job], measure: str = "first", device: str = "auto", step
             rates.setdefault(key, step_time)
         elif key not in rates and (measure == "each" or not rates):
             rates[key], what = step_seconds(job.cfg, device, iters=steps)
-            notes.append(f"{rates[key]:.4f} s/step: {what}")
+            notes.append(f"step time {rates[key]:.4f} s/step: {what}")
         rate = rates.get(key, next(iter(rates.values())) if rates else None)
         if rate is None or any(n is None for n in job.train_images):
             continue
         t = job.cfg.trainer
         job.seconds = sum(int(t.epochs) * math.ceil(n / int(t.batch_size)) * rate for n in job.train_images)
     if step_time is not None:
-        notes.append(f"{step_time:.4f} s/step given with --step-time")
+        notes.append(f"step time {step_time:.4f} s/step, given with --step-time")
     elif measure == "first" and len(rates) == 1 and len({_rate_key(j.cfg) for j in jobs}) > 1:
         notes.append("every cell assumed as fast as the first (methods and layers differ: --measure each)")
     return notes
@@ -203,7 +203,7 @@ def main(argv: list[str]) -> int:
         else:
             print(f"  protocol {name}: {n} jobs, UNEQUAL grid sizes {sorted(sizes)}: budgets differ")
     for note in notes:
-        print(f"  step time {note}")
+        print(f"  {note}")
     if a.dry_run:
         for j in jobs:
             t = "-" if j.seconds is None else _hours(j.seconds)
