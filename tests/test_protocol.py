@@ -32,6 +32,8 @@ def test_runs_per_job_and_auto(tmp_path):
     assert protocol.resolve(compose(*base, "protocol=auto", "dataset.protocol=fgvc"))["final_trainval"] is False
     assert protocol.resolve(compose(*base, "protocol=auto", "dataset.protocol=fixed"))["grid"] is None
     assert protocol.resolve(compose(*base, "protocol=fgvc"))["final_trainval"] is False
+    nested = protocol.resolve(compose(*base, "protocol=vtab1k", "+protocol.grid.method.shape=[full,channel]"))
+    assert nested["grid"]["method.shape"] == ["full", "channel"] and protocol.grid_size(nested["grid"]) == 16
 
 
 def test_stage_configs_differ_only_in_what_was_computed(tmp_path):

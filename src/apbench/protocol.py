@@ -27,6 +27,19 @@ def _plain(node) -> Any:
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
+def _flat(grid, prefix: str = "") -> dict:
+    """``{method: {num_tokens: [..]}}`` (as ``+protocol.grid.method.num_tokens=[..]`` makes it) -> dotted keys."""
+    if not isinstance(grid, dict):
+        raise ConfigError(f"protocol.grid must map keys to lists of values, got {grid!r}")
+    out = {}
+    for key, value in grid.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def resolve(cfg: DictConfig) -> dict:
     """The protocol this job runs, as plain data: ``{"name", "grid", "seeds", "select_seed", "final_trainval"}``;
     ``grid`` is None for a single fixed run. ``auto`` becomes the dataset's own protocol."""
@@ -42,8 +55,8 @@ def resolve(cfg: DictConfig) -> dict:
         final_trainval = bool(p.get("final_trainval", True))
     if p.get("grid") is None:
         return {"name": name, "grid": None}
-    grid = _plain(p.grid)
-    if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
+    grid = _flat(_plain(p.grid))
+    if not grid or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"protocol.grid must map keys to non-empty lists, got {grid!r}")
     seeds = _plain(p.get("seeds", [0]))
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
