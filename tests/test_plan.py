@@ -63,3 +63,9 @@ def test_preset_headers_state_command_jobs_and_an_estimate(preset):
     params = OmegaConf.load(CONF / "experiment" / f"{preset}.yaml").hydra.sweeper.params
     jobs = math.prod(len(str(v).split(",")) for v in params.values())
     assert re.search(rf"\b({jobs}|{jobs:,}) jobs", text), f"header job count != {jobs}"
+
+
+def test_a_job_that_does_not_compose_is_named():
+    # vp has no `layers`: Hydra would refuse this sweep; plan says which job and why.
+    with pytest.raises(SystemExit, match=r"job #2 \(.*method=vp method.layers=1\) does not compose"):
+        plan.sweep_jobs(["model=tiny_resnet", "method=ap,vp", "method.layers=1,2"], str(CONF))

@@ -44,14 +44,13 @@ class Job:
     seconds: float | None = None
 
 
-def dataset_sizes(d: DictConfig, override: int | None = None) -> tuple[int | None, int | None]:
-    if override:
-        return override, 0
+def dataset_sizes(d: DictConfig, unknown: int | None = None) -> tuple[int | None, int | None]:
+    """(train, val) images: from the config, the tables above, or ``unknown`` (train only) when neither knows."""
     if d.get("train_size") is not None:
         return int(d.train_size), int(d.get("val_size") or 0)
     if d.get("name") in KNOWN_SIZES:
         return KNOWN_SIZES[d.name]
-    return FORMAT_SIZES.get(d.get("format"), (None, None))
+    return FORMAT_SIZES.get(d.get("format"), (unknown, 0 if unknown else None))
 
 
 def _describe(cfg: DictConfig, train_images: int | None = None) -> Job:
@@ -75,11 +74,15 @@ def sweep_jobs(overrides: list[str], config_dir: str, train_images: int | None =
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
     from hydra.types import RunMode
 
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         gh = GlobalHydra.instance()
-        master = gh.hydra.compose_config("config", overrides, run_mode=RunMode.MULTIRUN, from_shell=True)
+        try:
+            master = gh.hydra.compose_config("config", overrides, run_mode=RunMode.MULTIRUN, from_shell=True)
+        except HydraException as e:
+            raise SystemExit(f"apbench plan: the sweep does not compose: {e}") from None
         sweeper = master.hydra.sweeper
         if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
             raise SystemExit(f"apbench plan: only Hydra's basic sweeper is supported, not {sweeper._target_}")
@@ -89,7 +92,10 @@ def sweep_jobs(overrides: list[str], config_dir: str, train_images: int | None =
         batches = BasicSweeper.split_arguments(parsed, sweeper.get("max_batch_size"))
         jobs = []
         for num, ov in enumerate(o for batch in batches for o in batch):
-            cfg = gh.config_loader().load_sweep_config(master, list(ov))
+            try:
+                cfg = gh.config_loader().load_sweep_config(master, list(ov))
+            except HydraException as e:  # Hydra would refuse the whole sweep for this job too
+                raise SystemExit(f"apbench plan: job #{num} ({' '.join(ov)}) does not compose: {e}") from None
             with open_dict(cfg):
                 del cfg["hydra"]  # the task function never sees it
             job = _describe(cfg, train_images)
