@@ -18,7 +18,8 @@ CONF_DIR = Path(os.environ.get("APBENCH_CONFIG_DIR", Path(__file__).resolve().pa
 def _summary(rec: dict) -> str:
     m = rec.get("metrics") or {}
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
-    return (f"[apbench] {rec['run_id']} {rec['status']}: {rec['dataset']} {rec['model']} {rec['method']} "
+    stage = " (select)" if rec.get("stage") == "select" else ""
+    return (f"[apbench] {rec['run_id']} {rec['status']}{stage}: {rec['dataset']} {rec['model']} {rec['method']} "
             f"layers={','.join(rec.get('layers') or []) or '-'} seed={rec['seed']} "
             f"val={fmt(m.get('val_top1'))} test={fmt(m.get('test_top1'))}")
 
