@@ -1,6 +1,7 @@
 """The ``apbench`` command.
 
     apbench run [HYDRA OVERRIDES...]       train and evaluate one cell (-m for a multirun sweep)
+    apbench plan [OVERRIDES...] [--dry-run] jobs, runs and estimated time of `apbench run -m OVERRIDES`
     apbench layers MODEL [--image-size N]  list a backbone's addressable points with their shapes
     apbench results DIR [--out OUT]        tables and plots from the records under DIR
     apbench methods                        the registered methods and the families they apply to
@@ -18,9 +19,24 @@ CONF_DIR = Path(os.environ.get("APBENCH_CONFIG_DIR", Path(__file__).resolve().pa
 def _summary(rec: dict) -> str:
     m = rec.get("metrics") or {}
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
-    return (f"[apbench] {rec['run_id']} {rec['status']}: {rec['dataset']} {rec['model']} {rec['method']} "
+    stage = " (select)" if rec.get("stage") == "select" else ""
+    return (f"[apbench] {rec['run_id']} {rec['status']}{stage}: {rec['dataset']} {rec['model']} {rec['method']} "
             f"layers={','.join(rec.get('layers') or []) or '-'} seed={rec['seed']} "
             f"val={fmt(m.get('val_top1'))} test={fmt(m.get('test_top1'))}")
+
+
+def _in_shard(job_num: int) -> bool:
+    """``APBENCH_SHARD=i/n``: this process runs only jobs with ``num % n == i`` -- n processes, one
+    per GPU (each with its own ``CUDA_VISIBLE_DEVICES``), then share one sweep without overlap."""
+    shard = os.environ.get("APBENCH_SHARD")
+    if not shard:
+        return True
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+        assert 0 <= i < n
+    except (ValueError, AssertionError):
+        raise SystemExit(f"apbench: APBENCH_SHARD={shard!r} must be i/n with 0 <= i < n, e.g. 0/4") from None
+    return job_num % n == i
 
 
 def hydra_run(overrides: list[str]) -> int:
@@ -28,21 +44,25 @@ def hydra_run(overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .run import run
+    from .protocol import run_protocol
     from .validate import ConfigError
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def task(cfg):
-        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        hc = HydraConfig.get()
+        multirun = hc.mode == RunMode.MULTIRUN
+        if multirun and not _in_shard(hc.job.num):
+            return "other-shard"
         try:
-            rec = run(cfg)
+            recs = run_protocol(cfg)
         except ConfigError as e:
             print(f"apbench: invalid configuration: {e}", file=sys.stderr)
             if multirun:  # the other cells of the sweep still run
                 return None
             sys.exit(2)
-        print(_summary(rec))
-        return rec.get("status")
+        for rec in recs:
+            print(_summary(rec))
+        return recs[-1].get("status")
 
     sys.argv = ["apbench run", *overrides]
     task()
@@ -90,6 +110,11 @@ def layers_cmd(argv: list[str]) -> int:
     return 0
 
 
+def plan_cmd(argv: list[str]) -> int:
+    from .plan import main as plan_main
+    return plan_main(argv)
+
+
 def methods_cmd(argv: list[str]) -> int:
     from .methods import METHODS
 
@@ -100,7 +125,7 @@ def methods_cmd(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"run": hydra_run, "layers": layers_cmd, "methods": methods_cmd}
+    commands = {"run": hydra_run, "plan": plan_cmd, "layers": layers_cmd, "methods": methods_cmd}
     from .data.cli import main as data_main
     from .results.report import main as results_main
     commands.update(results=results_main, data=data_main)

@@ -53,8 +53,11 @@ def run_dir_of(cfg: DictConfig, run_id: str) -> Path:
     return Path(cfg.paths.results_dir) / run_id
 
 
-def run(cfg: DictConfig) -> dict:
-    """Run one cell; returns its record. Invalid configs raise ``ConfigError`` before anything is written."""
+def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
+    """Run one cell; returns its record. Invalid configs raise ``ConfigError`` before anything is written.
+
+    ``hparams``: extra entries for the record's ``hparams`` that are not part of the run's identity
+    (a protocol's grid size and selection scores)."""
     facts = validate(cfg)
     rid = run_id_of(cfg)
     rdir = run_dir_of(cfg, rid)
@@ -73,7 +76,8 @@ def run(cfg: DictConfig) -> dict:
         "model": cfg.model.get("id", cfg.model.name), "method": m["name"], "head": m.get("head", "linear"),
         "layers": facts["points"], "seed": cfg.seed,
         "hparams": {k: cfg.trainer[k] for k in ("lr", "weight_decay", "epochs", "batch_size", "optimizer")}
-        | {"image_size": facts["preprocessing"]["input_size"][-1], "lr_scale": m.get("lr_scale") or {}},
+        | {"image_size": facts["preprocessing"]["input_size"][-1], "lr_scale": m.get("lr_scale") or {}}
+        | (hparams or {}),
         "metrics": {}, "params": {}, "efficiency": {}, "preprocessing": facts["preprocessing"],
         "config": OmegaConf.to_container(cfg, resolve=True), "error": None,
         "started_at": _now(), "finished_at": None,
@@ -86,8 +90,8 @@ def run(cfg: DictConfig) -> dict:
     try:
         execute(cfg, facts, rdir, record, on_epoch=lambda h: logger.log(h, step=h["epoch"]))
         record["status"] = "ok"
-    except KeyboardInterrupt:
-        raise
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or submitit exiting after requeueing a preempted job:
+        raise                                # no record, the checkpoint stays, the next attempt resumes
     except BaseException as e:  # one failed run never takes a sweep down: record it and go on
         record["status"] = "oom" if _is_oom(e) else "failed"
         record["error"] = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}

@@ -86,6 +86,10 @@ def validate(cfg: DictConfig) -> dict:
     if not isinstance(cfg.get("seed"), int):
         raise ConfigError(f"seed={cfg.get('seed')!r} must be an integer")
     settings = trainer_settings(cfg)
+    stage = cfg.protocol.get("stage")
+    if stage not in ("final", "select"):  # grid protocols set it per run (apbench.protocol)
+        raise ConfigError(f"protocol.stage={stage!r}: one run is 'final' or 'select'; protocol "
+                          f"{cfg.protocol.get('name')!r} runs through `apbench run` or apbench.protocol.run_protocol")
 
     m = OmegaConf.to_container(cfg.method, resolve=True)
     _choice(m.get("name"), sorted(METHODS), "method.name")

@@ -1,0 +1,226 @@
+"""``apbench plan [OVERRIDES...]``: what a ``-m`` sweep would launch, and roughly how long it takes.
+
+The jobs come from Hydra itself: the master config is composed in multirun mode, the sweeper's
+``hydra.sweeper.params`` and the command-line overrides are split by ``BasicSweeper.split_arguments``
+and every job is composed with ``load_sweep_config`` -- the calls ``apbench run -m`` makes, so the
+count (and any composition error) is the one the real launch would meet. Nothing is trained.
+
+The time estimate times a few training steps of one cell on this machine (random weights, synthetic
+batch; nothing is downloaded) and scales by each run's epochs x steps per epoch. It covers training
+steps only (no evaluation, efficiency measures or data loading) and is an estimate.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from . import protocol as proto
+
+# Train / val images of datasets whose config does not state them (from their published splits,
+# as the dataset configs' header comments give them); only used for time estimates.
+KNOWN_SIZES = {
+    "fgvc_cub": (5394, 600), "fgvc_nabirds": (21536, 2393), "fgvc_flowers": (1020, 1020),
+    "fgvc_dogs": (10800, 1200), "fgvc_cars": (7329, 815),
+    "cifar10": (45000, 5000), "cifar100": (45000, 5000), "svhn": (65932, 7325),
+    "gtsrb": (23976, 2664), "food101": (50500, 20200),
+}
+FORMAT_SIZES = {"vtab1k": (800, 200)}
+
+
+@dataclass
+class Job:
+    num: int
+    overrides: list[str]
+    cfg: DictConfig
+    protocol: str = "fixed"
+    grid_size: int = 1
+    runs: int = 1
+    select_runs: int = 0
+    train_images: list[int | None] = field(default_factory=list)  # per run
+    seconds: float | None = None
+
+
+def dataset_sizes(d: DictConfig, unknown: int | None = None) -> tuple[int | None, int | None]:
+    """(train, val) images: from the config, the tables above, or ``unknown`` (train only) when neither knows."""
+    if d.get("train_size") is not None:
+        return int(d.train_size), int(d.get("val_size") or 0)
+    if d.get("name") in KNOWN_SIZES:
+        return KNOWN_SIZES[d.name]
+    return FORMAT_SIZES.get(d.get("format"), (unknown, 0 if unknown else None))
+
+
+def _describe(cfg: DictConfig, train_images: int | None = None) -> Job:
+    p = proto.resolve(cfg)
+    job = Job(0, [], cfg, protocol=p["name"])
+    n_train, n_val = dataset_sizes(cfg.dataset, train_images)
+    both = None if n_train is None else n_train + n_val
+    if p["grid"] is None:
+        job.train_images = [both if cfg.dataset.get("trainval") else n_train]
+        return job
+    job.grid_size = proto.grid_size(p["grid"])
+    job.select_runs = job.grid_size
+    job.runs = job.grid_size + len(p["seeds"])
+    job.train_images = [n_train] * job.grid_size + [both if p["final_trainval"] else n_train] * len(p["seeds"])
+    return job
+
+
+def sweep_jobs(overrides: list[str], config_dir: str, train_images: int | None = None) -> list[Job]:
+    """Every job of ``apbench run -m OVERRIDES``, composed as Hydra's basic sweeper composes it."""
+    from hydra import initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        gh = GlobalHydra.instance()
+        try:
+            master = gh.hydra.compose_config("config", overrides, run_mode=RunMode.MULTIRUN, from_shell=True)
+        except HydraException as e:
+            raise SystemExit(f"apbench plan: the sweep does not compose: {e}") from None
+        sweeper = master.hydra.sweeper
+        if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            raise SystemExit(f"apbench plan: only Hydra's basic sweeper is supported, not {sweeper._target_}")
+        params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+        parsed = OverridesParser.create(config_loader=gh.config_loader()).parse_overrides(
+            params + list(master.hydra.overrides.task))
+        batches = BasicSweeper.split_arguments(parsed, sweeper.get("max_batch_size"))
+        jobs = []
+        for num, ov in enumerate(o for batch in batches for o in batch):
+            try:
+                cfg = gh.config_loader().load_sweep_config(master, list(ov))
+            except HydraException as e:  # Hydra would refuse the whole sweep for this job too
+                raise SystemExit(f"apbench plan: job #{num} ({' '.join(ov)}) does not compose: {e}") from None
+            with open_dict(cfg):
+                del cfg["hydra"]  # the task function never sees it
+            job = _describe(cfg, train_images)
+            job.num, job.overrides = num, list(ov)
+            jobs.append(job)
+        return jobs
+
+
+def step_seconds(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: int = 3) -> tuple[float, str]:
+    """Seconds per training step of ``cfg``'s cell on this machine, and a description of what was timed.
+
+    Random weights (a training step costs the same with any weights, and nothing is downloaded), the
+    cell's head, method, image size, batch size, optimizer and precision, on a synthetic batch.
+    """
+    import torch
+
+    from . import methods
+    from .engine.speed import train_step_throughput
+    from .env import resolve_device
+    from .models.factory import build_model
+    from .validate import METHOD_RESERVED
+
+    dev = resolve_device(device if device != "auto" else cfg.get("device", "auto"))
+    mc = OmegaConf.to_container(cfg.model, resolve=True) | {"weights": "random"}
+    built = build_model(mc, dev)
+    model, pre = built.model, built.preprocessing
+    m = OmegaConf.to_container(cfg.method, resolve=True)
+    head = methods.setup_head(model, m.get("head", "linear"), int(cfg.dataset.get("num_classes") or 10), seed=0)
+    args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
+    adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head.prefixes, **args)
+    head.attach(adapted)
+    t = cfg.trainer
+    precision = t.amp if t.amp != "none" else "fp32"
+    out = train_step_throughput(model, None, batch_size=int(t.batch_size), image_size=pre["input_size"][1:],
+                                device=dev, precision=precision, optimizer_name=t.optimizer,
+                                warmup=warmup, iters=iters)
+    what = (f"{m['name']} on {cfg.model.get('id', cfg.model.name)}, {pre['input_size'][-1]} px, batch {t.batch_size}, "
+            f"{precision}, {dev.type}; {iters} timed steps after {warmup} warm-up")
+    del model, adapted
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    return out["step_time_s"], what
+
+
+def _rate_key(cfg: DictConfig) -> str:
+    """Cells that share this key train at the same speed (dataset and lr do not matter)."""
+    keep = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "method")}
+    t = cfg.trainer
+    return repr((keep, t.batch_size, t.amp, t.optimizer))
+
+
+def estimate(jobs: list[Job], measure: str = "first", device: str = "auto", steps: int = 3,
+             step_time: float | None = None) -> list[str]:
+    """Fill ``job.seconds`` (None where a dataset size is unknown); return notes on what was timed."""
+    rates: dict[str, float] = {}
+    notes = []
+    for job in jobs:
+        key = _rate_key(job.cfg)
+        if step_time is not None:
+            rates.setdefault(key, step_time)
+        elif key not in rates and (measure == "each" or not rates):
+            rates[key], what = step_seconds(job.cfg, device, iters=steps)
+            notes.append(f"step time {rates[key]:.4f} s/step: {what}")
+        rate = rates.get(key, next(iter(rates.values())) if rates else None)
+        if rate is None or any(n is None for n in job.train_images):
+            continue
+        t = job.cfg.trainer
+        job.seconds = sum(int(t.epochs) * math.ceil(n / int(t.batch_size)) * rate for n in job.train_images)
+    if step_time is not None:
+        notes.append(f"step time {step_time:.4f} s/step, given with --step-time")
+    elif measure == "first" and len(rates) == 1 and len({_rate_key(j.cfg) for j in jobs}) > 1:
+        notes.append("every cell assumed as fast as the first (methods and layers differ: --measure each)")
+    return notes
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def main(argv: list[str]) -> int:
+    from .cli import CONF_DIR
+
+    ap = argparse.ArgumentParser(prog="apbench plan", description=__doc__.split("\n\n")[0],
+                                 epilog="OVERRIDES are those of `apbench run -m`, e.g. experiment=layer_sweep_cnn")
+    ap.add_argument("overrides", nargs="*")
+    ap.add_argument("--dry-run", action="store_true", help="list every job with its overrides and runs")
+    ap.add_argument("--measure", choices=("first", "each", "none"), default="first",
+                    help="time the first cell (default), every distinct model/method/batch, or nothing")
+    ap.add_argument("--steps", type=int, default=3, help="timed training steps per measurement")
+    ap.add_argument("--step-time", type=float, default=None, help="seconds per step, instead of measuring")
+    ap.add_argument("--device", default="auto", help="auto | cuda | cpu (default: the config's device)")
+    ap.add_argument("--train-images", type=int, default=None,
+                    help="train images per run for datasets whose size plan does not know")
+    a = ap.parse_args([x for x in argv if x not in ("-m", "--multirun")])
+    jobs = sweep_jobs(a.overrides, str(CONF_DIR), a.train_images)
+    notes = [] if a.measure == "none" and a.step_time is None else \
+        estimate(jobs, a.measure, a.device, a.steps, a.step_time)
+
+    runs = sum(j.runs for j in jobs)
+    select = sum(j.select_runs for j in jobs)
+    print(f"apbench plan: {len(jobs)} jobs, {runs} runs ({select} select + {runs - select} final)")
+    by_protocol: dict[str, set[int]] = {}
+    for j in jobs:
+        by_protocol.setdefault(j.protocol, set()).add(j.grid_size)
+    for name, sizes in sorted(by_protocol.items()):
+        n = sum(1 for j in jobs if j.protocol == name)
+        if sizes == {1} and name == "fixed":
+            print(f"  protocol fixed: {n} jobs, one run each")
+        elif len(sizes) == 1:
+            print(f"  protocol {name}: {n} jobs, grid size {sizes.pop()} for every job (equal budget)")
+        else:
+            print(f"  protocol {name}: {n} jobs, UNEQUAL grid sizes {sorted(sizes)}: budgets differ")
+    for note in notes:
+        print(f"  {note}")
+    if a.dry_run:
+        for j in jobs:
+            t = "-" if j.seconds is None else _hours(j.seconds)
+            print(f"  #{j.num:<4} runs={j.runs:<3} est={t:<9} {' '.join(j.overrides)}")
+    known = [j.seconds for j in jobs if j.seconds is not None]
+    if known:
+        total = sum(known)
+        print(f"  estimated training time: {_hours(total)} on one device of this kind, all runs in sequence "
+              f"(an estimate: training steps only; divide by the devices used in parallel)")
+        print(f"  longest job: {_hours(max(known))} (set the launcher's timeout_min above it, or rely on requeue)")
+    unknown = len(jobs) - len(known)
+    if unknown and notes:
+        print(f"  not estimated: {unknown} jobs whose dataset size plan does not know (--train-images N)")
+    return 0

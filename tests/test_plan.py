@@ -1,0 +1,71 @@
+"""`apbench plan`: jobs as Hydra's basic sweeper makes them, runs in closed form, a measured estimate."""
+import math
+import re
+
+import pytest
+from omegaconf import OmegaConf
+
+from apbench import plan
+from conftest import CONF
+
+SWEEP = ["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu",
+         "method=ap,lora,ssf", "method.layers=1,2",
+         "protocol=vtab1k", "protocol.grid.lr=[0.1,0.01]", "protocol.grid.weight_decay=[0.0,1e-4]"]
+
+
+def test_runs_match_the_closed_form():
+    jobs = plan.sweep_jobs(SWEEP, str(CONF))
+    assert len(jobs) == 3 * 2
+    assert sum(j.runs for j in jobs) == 3 * 2 * (2 * 2 + 5)            # methods x layers x (grid + seeds)
+    assert [(j.cfg.method.name, j.cfg.method.layers) for j in jobs] == [
+        ("ap", 1), ("ap", 2), ("lora", 1), ("lora", 2), ("ssf", 1), ("ssf", 2)]   # Hydra's order
+    assert {j.grid_size for j in jobs} == {4} and "hydra" not in jobs[0].cfg
+
+
+def test_a_preset_sweep_and_a_command_line_override_of_its_list():
+    # The command line replaces the preset's dataset list, as it does for `apbench run -m`.
+    jobs = plan.sweep_jobs(["experiment=layer_sweep_cnn", "dataset=fmnist_tiny"], str(CONF))
+    assert len(jobs) == 35 and sum(j.runs for j in jobs) == 35 * (8 + 5)
+    assert [j.overrides[0] for j in jobs[:3]] == ["method.layers=input", "method.layers=0", "method.layers=1"]
+    assert {j.cfg.trainer.epochs for j in jobs} == {200}
+
+
+def test_estimate_scales_the_step_time_by_epochs_and_images():
+    jobs = plan.sweep_jobs(SWEEP[:5] + ["protocol=vtab1k", "protocol.grid.lr=[0.1,0.01]",
+                                        "protocol.grid.weight_decay=[0.0,1e-4]"], str(CONF))
+    plan.estimate(jobs, step_time=0.5)
+    # fmnist_tiny: 40 train + 20 val, batch 8, 1 epoch: select runs 5 steps, final runs (train+val) 8.
+    assert jobs[0].seconds == pytest.approx((4 * math.ceil(40 / 8) + 5 * math.ceil(60 / 8)) * 0.5)
+
+
+def test_measured_step_time_on_this_machine():
+    jobs = plan.sweep_jobs(["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu",
+                            "method=ap", "method.layers=2"], str(CONF))
+    notes = plan.estimate(jobs, measure="first", steps=1)
+    assert jobs[0].seconds > 0 and "s/step: ap on tiny_resnet, 32 px, batch 8" in notes[0]
+
+
+def test_cli_output_and_dry_run(capsys):
+    from apbench.cli import main
+    assert main(["plan", "-m", *SWEEP, "--step-time", "0.1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("apbench plan: 6 jobs, 54 runs (24 select + 30 final)")
+    assert "grid size 4 for every job (equal budget)" in out
+    assert len(re.findall(r"^  #\d+ +runs=9 ", out, re.M)) == 6
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem != "demo"))
+def test_preset_headers_state_command_jobs_and_an_estimate(preset):
+    text = (CONF / "experiment" / f"{preset}.yaml").read_text()
+    assert text.startswith("# @package _global_")
+    assert f"apbench run -m experiment={preset}\n" in text
+    assert "ESTIMATE" in text and "GPU" in text
+    params = OmegaConf.load(CONF / "experiment" / f"{preset}.yaml").hydra.sweeper.params
+    jobs = math.prod(len(str(v).split(",")) for v in params.values())
+    assert re.search(rf"\b({jobs}|{jobs:,}) jobs", text), f"header job count != {jobs}"
+
+
+def test_a_job_that_does_not_compose_is_named():
+    # vp has no `layers`: Hydra would refuse this sweep; plan says which job and why.
+    with pytest.raises(SystemExit, match=r"job #2 \(.*method=vp method.layers=1\) does not compose"):
+        plan.sweep_jobs(["model=tiny_resnet", "method=ap,vp", "method.layers=1,2"], str(CONF))

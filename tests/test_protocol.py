@@ -1,0 +1,111 @@
+"""Protocols: selection on val, final runs on test; the test split is never opened before the final runs."""
+import pytest
+
+from apbench import protocol
+from apbench.data.base import Splits
+from apbench.validate import ConfigError
+from conftest import compose
+
+SMALL_GRID = ["protocol=vtab1k", "protocol.grid.lr=[0.01,0.001]", "protocol.grid.weight_decay=[0.0]",
+              "protocol.seeds=[0,1]", "trainer.measure_efficiency=false"]
+
+
+def test_grid_order_choice_and_edges():
+    grid = {"lr": [1e-3, 1e-2, 1e-1], "weight_decay": [0.0, 1e-4]}
+    points = protocol.grid_points(grid)
+    assert len(points) == 6 and points[:2] == [{"lr": 1e-3, "weight_decay": 0.0}, {"lr": 1e-3, "weight_decay": 1e-4}]
+    assert protocol.choose([50.0, 70.0, None, 70.0]) == 1          # ties -> first in grid order
+    assert protocol.choose([None, None]) is None                    # failed points never win
+    assert protocol.edge_flags(grid, {"lr": 1e-1, "weight_decay": 0.0}) == ["lr=high"]   # wd=0 is no edge
+    assert protocol.edge_flags(grid, {"lr": 1e-3, "weight_decay": 1e-4}) == ["lr=low", "weight_decay=high"]
+    assert protocol.edge_flags(grid, {"lr": 1e-2, "weight_decay": 0.0}) == []
+    assert protocol.edge_flags({"lr": [1e-2]}, {"lr": 1e-2}) == []   # a single value is no choice
+
+
+def test_runs_per_job_and_auto(tmp_path):
+    base = [f"paths.root_dir={tmp_path}", "dataset=fmnist_tiny"]
+    assert protocol.runs_of(compose(*base)) == 1                                   # fixed
+    assert protocol.runs_of(compose(*base, "protocol=vtab1k")) == 4 * 2 + 5        # default grid 4x2, 5 seeds
+    assert protocol.runs_of(compose(*base, "protocol=vtab1k", "protocol.seeds=3")) == 8 + 3
+    auto = protocol.resolve(compose(*base, "protocol=auto"))                       # fmnist follows vtab1k
+    assert auto["name"] == "vtab1k" and auto["final_trainval"] is True
+    assert protocol.resolve(compose(*base, "protocol=auto", "dataset.protocol=fgvc"))["final_trainval"] is False
+    assert protocol.resolve(compose(*base, "protocol=auto", "dataset.protocol=fixed"))["grid"] is None
+    assert protocol.resolve(compose(*base, "protocol=fgvc"))["final_trainval"] is False
+    nested = protocol.resolve(compose(*base, "protocol=vtab1k", "+protocol.grid.method.shape=[full,channel]"))
+    assert nested["grid"]["method.shape"] == ["full", "channel"] and protocol.grid_size(nested["grid"]) == 16
+
+
+def test_stage_configs_differ_only_in_what_was_computed(tmp_path):
+    from apbench.run import run_id_of
+    cfg = compose(f"paths.root_dir={tmp_path}", "protocol=vtab1k")
+    wider = compose(f"paths.root_dir={tmp_path}", "protocol=vtab1k", "protocol.grid.lr=[1e-4,3e-4,1e-3]",
+                    "protocol.seeds=10")
+    point = {"lr": 3e-4, "weight_decay": 0.0}
+    a = protocol.stage_config(cfg, "vtab1k", "select", point, 0, trainval=False)
+    # Widening the grid or adding seeds keeps every run already done.
+    assert run_id_of(a) == run_id_of(protocol.stage_config(wider, "vtab1k", "select", point, 0, trainval=False))
+    f = protocol.stage_config(cfg, "vtab1k", "final", point, 0, trainval=True)
+    assert run_id_of(a) != run_id_of(f) and f.dataset.trainval is True and f.trainer.lr == 3e-4
+    with pytest.raises(ConfigError, match="trainer.nonsense"):
+        protocol.stage_config(cfg, "vtab1k", "select", {"nonsense": 1}, 0, trainval=False)
+
+
+def test_a_single_run_of_a_grid_protocol_is_refused(tmp_path):
+    from apbench.run import run
+    with pytest.raises(ConfigError, match="protocol.stage=None"):
+        run(compose(f"paths.root_dir={tmp_path}", "protocol=vtab1k", "model=tiny_resnet", "device=cpu"))
+
+
+def test_test_split_is_opened_only_by_final_runs(tiny_overrides, monkeypatch, capsys):
+    from apbench.run import run as real_run
+
+    events = []
+    real_test = Splits.test
+
+    def spy_test(self):
+        events.append("test")
+        return real_test(self)
+
+    def spy_run(cfg, **kw):
+        events.append(("start", cfg.protocol.stage))
+        rec = real_run(cfg, **kw)
+        events.append(("end", cfg.protocol.stage))
+        return rec
+
+    monkeypatch.setattr(Splits, "test", spy_test)
+    cfg = compose(*tiny_overrides, "method=linear_probe", *SMALL_GRID)
+    recs = protocol.run_protocol(cfg, run=spy_run)
+
+    assert [r["stage"] for r in recs] == ["select", "select", "final", "final"]
+    assert all(r["status"] == "ok" for r in recs), [r["error"] for r in recs]
+    # Split the event log into runs: select runs never touch test, each final run exactly once.
+    runs, current = [], None
+    for e in events:
+        if isinstance(e, tuple) and e[0] == "start":
+            current = (e[1], [])
+        elif isinstance(e, tuple) and e[0] == "end":
+            runs.append(current)
+        else:
+            assert current is not None, "test split opened outside any run"
+            current[1].append(e)
+    assert [(stage, len(tests)) for stage, tests in runs] == [("select", 0), ("select", 0), ("final", 1), ("final", 1)]
+
+    select, final = recs[:2], recs[2:]
+    assert all(r["metrics"]["test_top1"] is None and r["config"]["dataset"]["trainval"] is False for r in select)
+    assert all(r["hparams"]["grid_size"] == 2 for r in recs)
+    scores = [r["metrics"]["val_top1"] for r in select]
+    chosen = select[protocol.choose(scores)]["hparams"]["lr"]
+    for r, seed in zip(final, (0, 1)):
+        assert r["seed"] == seed and r["protocol"] == "vtab1k" and r["config"]["dataset"]["trainval"] is True
+        assert r["metrics"]["test_top1"] is not None and r["hparams"]["lr"] == chosen
+        sel = r["hparams"]["selected_from"]
+        assert sel["grid"] == {"lr": [0.01, 0.001], "weight_decay": [0.0]}
+        assert [v["val_top1"] for v in sel["val_top1"]] == scores and sel["chosen"]["lr"] == chosen
+        assert r["hparams"]["edge_flags"] == [f"lr={'high' if chosen == 0.01 else 'low'}"]
+
+    # Relaunching the job (e.g. a requeued SLURM job) reruns nothing and opens nothing.
+    events.clear()
+    again = protocol.run_protocol(compose(*tiny_overrides, "method=linear_probe", *SMALL_GRID), run=spy_run)
+    assert "test" not in events and [r["run_id"] for r in again] == [r["run_id"] for r in recs]
+    assert capsys.readouterr().out.count("skipped") >= 4
