@@ -1,6 +1,8 @@
 """Dataset registry: ``build(cfg, preprocessing)`` returns the splits of one dataset."""
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any, Mapping
 
 from . import fashion_mnist  # noqa: F401  (registration)
@@ -20,7 +22,13 @@ def build(cfg: Mapping[str, Any], preprocessing: dict, data_root: str | None = N
     expected_classes = cfg.pop("num_classes", None)
     for key in ("name", "group", "protocol"):
         cfg.pop(key, None)
-    splits = LOADERS[fmt](cfg.pop("root", None) or data_root, transforms, **cfg)
+    root = cfg.pop("root", None)
+    if root and not Path(root).is_dir():  # an explicit root that is wrong must not fall back elsewhere
+        raise DataError(f"dataset.root={root} is not a directory; point it at the folder holding the data, "
+                        "or leave it unset to search paths.data_root")
+    if root and "search_system" in inspect.signature(LOADERS[fmt]).parameters:
+        cfg.setdefault("search_system", False)  # an explicit root is the only place searched
+    splits = LOADERS[fmt](root or data_root, transforms, **cfg)
     if expected_classes is not None and splits.num_classes != int(expected_classes):
         raise DataError(
             f"dataset.num_classes is {expected_classes} but the data found has {splits.num_classes} classes "
