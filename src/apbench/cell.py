@@ -12,21 +12,28 @@ from .engine.loop import evaluate, fit
 from .engine.seeding import seed_everything
 from .env import environment, resolve_device
 from .models.factory import build_model
-from .validate import METHOD_RESERVED
+from .models.weights import WeightsError
+from .validate import METHOD_RESERVED, InputError
 
 
-def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=None) -> None:
+def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=None, on_ready=None) -> None:
+    """``on_ready()`` is called once weights and data are loaded, just before training starts."""
     device = resolve_device(cfg.device)
     record["env"] = environment(device)
     seed_everything(cfg.seed)
     settings = facts["settings"]
     settings.progress = bool(cfg.trainer.get("progress", True))
 
-    built = build_model(OmegaConf.to_container(cfg.model, resolve=True), device)
-    record["weights"] = built.weights
-    model, pre = built.model, built.preprocessing
+    # Missing or malformed weights/data found here are the user's input, not a failed run: nothing has
+    # trained yet, so they surface as InputError (exit 2, no record) instead of a 'failed' record.
+    try:
+        built = build_model(OmegaConf.to_container(cfg.model, resolve=True), device)
+        record["weights"] = built.weights
+        model, pre = built.model, built.preprocessing
 
-    splits = data.build(OmegaConf.to_container(cfg.dataset, resolve=True), pre, cfg.paths.data_root)
+        splits = data.build(OmegaConf.to_container(cfg.dataset, resolve=True), pre, cfg.paths.data_root)
+    except (WeightsError, data.DataError) as e:
+        raise InputError(str(e)) from e
     record["data"] = dict(splits.info)
 
     m = OmegaConf.to_container(cfg.method, resolve=True)
@@ -39,6 +46,8 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     record["method_info"] = adapted.info
     record["params"] = count_params(model, head.prefixes, adapted.inserted)
 
+    if on_ready:
+        on_ready()
     timer = StepTimer(device)
     out = fit(adapted, splits.train, device, settings, cfg.seed, checkpoint_path=run_dir / "checkpoint.pt",
               timer=timer, on_epoch=on_epoch)

@@ -27,19 +27,23 @@ def hydra_run(overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .run import run
-    from .validate import ConfigError
-
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def task(cfg):
+        # Imported here, not above: a mistyped override is then reported by Hydra in about a second,
+        # before torch and timm load.
+        from .run import RecordWriteError, run
+        from .validate import ConfigError, InputError
+
         multirun = HydraConfig.get().mode == RunMode.MULTIRUN
         try:
             rec = run(cfg)
-        except ConfigError as e:
-            print(f"apbench: invalid configuration: {e}", file=sys.stderr)
+        except (ConfigError, RecordWriteError) as e:
+            what = ("cannot write results" if isinstance(e, RecordWriteError)
+                    else "bad input" if isinstance(e, InputError) else "invalid configuration")
+            print(f"apbench: {what}: {e.strerror if isinstance(e, OSError) else e}", file=sys.stderr)
             if multirun:  # the other cells of the sweep still run
                 return None
-            sys.exit(2)
+            sys.exit(1 if isinstance(e, RecordWriteError) else 2)
         print(_summary(rec))
         return rec.get("status")
 
@@ -62,6 +66,8 @@ def layers_cmd(argv: list[str]) -> int:
     ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--modules", action="store_true", help="also list every module path")
     a = ap.parse_args(argv)
+    if a.image_size is not None and a.image_size < 1:
+        ap.error(f"--image-size {a.image_size} must be a positive number of pixels, e.g. --image-size 224")
     cfg_file = CONF_DIR / "model" / f"{a.model}.yaml"
     kwargs, name, size = {}, a.model, None
     if cfg_file.is_file():
