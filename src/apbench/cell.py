@@ -55,13 +55,12 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     record["label_map"] = adapted.info.get("label_map")  # label_map[target] = source class; frozen from here on
     record["label_map_history"] = adapted.info.get("label_map_history")
     record["resumed_from_epoch"] = out["resumed_from"]
-    metrics = {"train_loss": out["train_loss"]}
+    metrics = record["metrics"] = {"train_loss": out["train_loss"]}  # filled in place: a later failure keeps it
     metrics["val_top1"] = evaluate(adapted, splits.val, device, settings.eval_batch_size, settings.amp, "val")
     if cfg.protocol.stage == "final":  # only final runs ever open the test split
         metrics["test_top1"] = evaluate(adapted, splits.test(), device, settings.eval_batch_size, settings.amp, "test")
     else:
         metrics["test_top1"] = None
-    record["metrics"] = metrics
     precision = settings.amp if settings.amp != "none" else "fp32"
     if cfg.trainer.get("measure_efficiency", True):
         # Same synthetic batch for every method: params, saved memory, throughput, FLOPs.
