@@ -55,12 +55,6 @@ def hydra_run(overrides: list[str]) -> int:
 def layers_cmd(argv: list[str]) -> int:
     import argparse
 
-    import timm
-    import torch
-    from omegaconf import OmegaConf
-
-    from .models.layers import LayerSpecError, format_points, list_points
-
     ap = argparse.ArgumentParser(prog="apbench layers", description="List the addressable points of a backbone.")
     ap.add_argument("model", help="a model config name (conf/model/) or a timm model name")
     ap.add_argument("--image-size", type=int, default=None)
@@ -68,6 +62,13 @@ def layers_cmd(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     if a.image_size is not None and a.image_size < 1:
         ap.error(f"--image-size {a.image_size} must be a positive number of pixels, e.g. --image-size 224")
+
+    import timm  # after the arguments are checked: a usage error needs no torch
+    import torch
+    from omegaconf import OmegaConf
+
+    from .models.layers import LayerSpecError, format_points, list_points
+
     cfg_file = CONF_DIR / "model" / f"{a.model}.yaml"
     kwargs, name, size = {}, a.model, None
     if cfg_file.is_file():
