@@ -1,5 +1,6 @@
-"""One `-m` sweep with a run that raises, one whose loss turns NaN and one that runs out of memory:
-the others finish, every failure leaves a record saying what happened, and the report lists them.
+"""One `-m` sweep with a run that raises, one whose loss turns NaN, one that runs out of memory and one
+with a missing data folder: the others finish, every failure during a run leaves a record saying what
+happened (the bad input, refused before training, leaves none), and the report lists them.
 
 All three are real triggers, no test hooks:
   raise -- dataset.test_size larger than the test set: found only when the test split is opened,
@@ -21,7 +22,10 @@ CASES = {  # a Hydra config group of whole-run variations, one sweep value each 
     "raises": "dataset: {test_size: 100000}\ntrainer: {measure_efficiency: false}\n",
     "nan_loss": "trainer: {lr: 1.0e30, measure_efficiency: false}\n",
     "out_of_memory": "trainer: {batch_size: 1000000000000, measure_efficiency: true}\n",
+    # Bad input found before training: refused with no record, and the sweep goes on.
+    "missing_data": "dataset: {root: /nonexistent/fashion-mnist}\n",
 }
+RECORDED = len(CASES) - 1
 
 
 def test_failures_inside_a_sweep_are_recorded_and_the_rest_completes(tmp_path, tally):
@@ -34,8 +38,9 @@ def test_failures_inside_a_sweep_are_recorded_and_the_rest_completes(tmp_path, t
     assert out.returncode == 0, out.stderr[-3000:]
 
     recs = list(iter_records(tmp_path / "runs"))
-    tally.lost_or_corrupt += len(CASES) - len(recs)
-    assert len(recs) == len(CASES), [r["status"] for r in recs]
+    tally.lost_or_corrupt += RECORDED - len(recs)
+    assert len(recs) == RECORDED, [r["status"] for r in recs]
+    assert "bad input: dataset.root=/nonexistent/fashion-mnist is not a directory" in out.stderr
     ok = [r for r in recs if r["status"] == "ok"]
     assert len(ok) == 2 and all(r["metrics"]["test_top1"] is not None for r in ok)
 
@@ -57,3 +62,25 @@ def test_failures_inside_a_sweep_are_recorded_and_the_rest_completes(tmp_path, t
     assert "failures (3)" in report.stdout
     for r in (nan, oom, boom):
         assert r["run_id"] in report.stdout and r["status"] in report.stdout
+
+
+def test_a_failed_duplicate_never_overwrites_an_ok_record(tiny_overrides, monkeypatch, tally):
+    """Two launches of one cell (a sweep started twice): the later one fails, the ok result stays."""
+    import apbench.cell
+    from apbench.results.store import read_record, write_record
+    from apbench.run import run, run_dir_of, run_id_of
+    from conftest import compose
+
+    cfg = compose(*tiny_overrides, "force=true")
+    path = run_dir_of(cfg, run_id_of(cfg)) / "record.json"
+    write_record(path, {"run_id": run_id_of(cfg), "status": "ok", "metrics": {"test_top1": 42.0}})
+
+    def dies(*a, **k):
+        raise RuntimeError("node lost")
+    monkeypatch.setattr(apbench.cell, "execute", dies)
+    assert run(cfg)["metrics"] == {"test_top1": 42.0}
+    kept = read_record(path)
+    tally.lost_or_corrupt += kept["status"] != "ok"
+    assert kept["status"] == "ok" and kept["metrics"] == {"test_top1": 42.0}
+    path.unlink()
+    assert run(cfg)["status"] == "failed" and read_record(path)["error"]["message"] == "node lost"
