@@ -14,21 +14,30 @@ from .engine.loop import evaluate, fit
 from .engine.seeding import seed_everything
 from .env import environment, resolve_device
 from .models.factory import build_model
-from .validate import METHOD_RESERVED
+from .models.weights import WeightsError
+from .validate import METHOD_RESERVED, InputError
 
 
-def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=None) -> None:
+def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=None, on_ready=None) -> None:
+    """``on_ready()`` is called once weights and data are loaded, just before training starts."""
     device = resolve_device(cfg.device)
     record["env"] = environment(device)
     seed_everything(cfg.seed)
     settings = facts["settings"]
     settings.progress = bool(cfg.trainer.get("progress", True))
 
-    built = build_model(OmegaConf.to_container(cfg.model, resolve=True), device)
-    record["weights"] = built.weights
-    model, pre = built.model, built.preprocessing
+    # Missing or malformed weights/data found here are the user's input, not a failed run: nothing has
+    # trained yet, so they surface as InputError (exit 2, no record) instead of a 'failed' record.
+    try:
+        built = build_model(OmegaConf.to_container(cfg.model, resolve=True), device)
+        record["weights"] = built.weights
+        model, pre = built.model, built.preprocessing
 
-    splits = data.build(OmegaConf.to_container(cfg.dataset, resolve=True), pre, cfg.paths.data_root)
+        splits = data.build(OmegaConf.to_container(cfg.dataset, resolve=True), pre, cfg.paths.data_root)
+        # Only final runs ever open the test split; opened before training so a prefix cache can cover it.
+        test_set = splits.test() if cfg.protocol.stage == "final" else None
+    except (WeightsError, data.DataError) as e:
+        raise InputError(str(e)) from e
     record["data"] = dict(splits.info)
 
     m = OmegaConf.to_container(cfg.method, resolve=True)
@@ -41,14 +50,14 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     record["method_info"] = adapted.info
     record["params"] = count_params(model, head.prefixes, adapted.inserted)
 
-    # Only final runs ever open the test split; opened before training so a prefix cache can cover it.
-    test_set = splits.test() if cfg.protocol.stage == "final" else None
     cache = prefix_cache.prepare(
         adapted, {"train": splits.train, "val": splits.val, "test": test_set},
         deterministic=bool(splits.info.get("deterministic_train")), mode=cfg.trainer.get("prefix_cache", "auto"),
         max_gb=float(cfg.trainer.get("prefix_cache_max_gb", 4.0)), input_size=pre["input_size"],
         batch_size=settings.eval_batch_size, amp=settings.amp, device=device)
     record["prefix_cache"] = cache.info
+    if on_ready:  # data, weights and the prefix cache are in place: the run is underway
+        on_ready()
     timer = StepTimer(device)
     with cache.active(adapted), speed_options.applied(
             adapted, cache.sets["train"], channels_last=bool(cfg.trainer.get("channels_last", False)),
@@ -56,7 +65,7 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
         record["speed_options"] = speed
         out = fit(adapted, cache.sets["train"], device, settings, cfg.seed,
                   checkpoint_path=run_dir / "checkpoint.pt", timer=timer, on_epoch=on_epoch)
-        metrics = {"train_loss": out["train_loss"]}
+        metrics = record["metrics"] = {"train_loss": out["train_loss"]}  # filled in place: a failure keeps it
         metrics["val_top1"] = evaluate(adapted, cache.sets["val"], device, settings.eval_batch_size, settings.amp, "val")
         metrics["test_top1"] = (evaluate(adapted, cache.sets["test"], device, settings.eval_batch_size, settings.amp,
                                          "test") if test_set is not None else None)
@@ -64,7 +73,6 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     record["label_map"] = adapted.info.get("label_map")  # label_map[target] = source class; frozen from here on
     record["label_map_history"] = adapted.info.get("label_map_history")
     record["resumed_from_epoch"] = out["resumed_from"]
-    record["metrics"] = metrics
     precision = settings.amp if settings.amp != "none" else "fp32"
     if cfg.trainer.get("measure_efficiency", True):
         # Same synthetic batch for every method: params, saved memory, throughput, FLOPs.

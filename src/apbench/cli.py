@@ -44,22 +44,27 @@ def hydra_run(overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .protocol import run_protocol
-    from .validate import ConfigError
-
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def task(cfg):
+        # Imported here, not above: a mistyped override is then reported by Hydra in about a second,
+        # before torch and timm load.
+        from .protocol import run_protocol
+        from .run import RecordWriteError
+        from .validate import ConfigError, InputError
+
         hc = HydraConfig.get()
         multirun = hc.mode == RunMode.MULTIRUN
         if multirun and not _in_shard(hc.job.num):
             return "other-shard"
         try:
             recs = run_protocol(cfg)
-        except ConfigError as e:
-            print(f"apbench: invalid configuration: {e}", file=sys.stderr)
+        except (ConfigError, RecordWriteError) as e:
+            what = ("cannot write results" if isinstance(e, RecordWriteError)
+                    else "bad input" if isinstance(e, InputError) else "invalid configuration")
+            print(f"apbench: {what}: {e.strerror if isinstance(e, OSError) else e}", file=sys.stderr)
             if multirun:  # the other cells of the sweep still run
                 return None
-            sys.exit(2)
+            sys.exit(1 if isinstance(e, RecordWriteError) else 2)
         for rec in recs:
             print(_summary(rec))
         return recs[-1].get("status")
@@ -72,17 +77,20 @@ def hydra_run(overrides: list[str]) -> int:
 def layers_cmd(argv: list[str]) -> int:
     import argparse
 
-    import timm
-    import torch
-    from omegaconf import OmegaConf
-
-    from .models.layers import LayerSpecError, format_points, list_points
-
     ap = argparse.ArgumentParser(prog="apbench layers", description="List the addressable points of a backbone.")
     ap.add_argument("model", help="a model config name (conf/model/) or a timm model name")
     ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--modules", action="store_true", help="also list every module path")
     a = ap.parse_args(argv)
+    if a.image_size is not None and a.image_size < 1:
+        ap.error(f"--image-size {a.image_size} must be a positive number of pixels, e.g. --image-size 224")
+
+    import timm  # after the arguments are checked: a usage error needs no torch
+    import torch
+    from omegaconf import OmegaConf
+
+    from .models.layers import LayerSpecError, format_points, list_points
+
     cfg_file = CONF_DIR / "model" / f"{a.model}.yaml"
     kwargs, name, size = {}, a.model, None
     if cfg_file.is_file():

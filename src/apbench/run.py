@@ -1,8 +1,10 @@
 """One cell: compose -> validate -> build -> train -> evaluate -> measure -> record."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -12,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .results.store import SCHEMA_VERSION, finished_ok, read_record, write_record
-from .validate import validate
+from .validate import ConfigError, InputError, validate
 
 # Keys that say where things go or how they are shown, not what is computed: left out of the run id.
 _NOT_IDENTITY = ("paths", "logger", "hydra", "force")
@@ -33,7 +35,26 @@ def _now() -> str:
 
 
 def _is_oom(e: BaseException) -> bool:
-    return isinstance(e, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(e).lower()
+    text = str(e).lower()  # the CPU allocator says "can't allocate memory", CUDA "out of memory"
+    return (isinstance(e, (torch.OutOfMemoryError, MemoryError))
+            or "out of memory" in text or "can't allocate memory" in text)
+
+
+class RecordWriteError(OSError):
+    """The record could not be written (disk full, quota, read-only): the run's result is lost."""
+
+
+def _check_writable(rdir: Path, key: str) -> bool:
+    """Fail before any work when the run folder cannot be written; True when this call created it."""
+    existed = rdir.is_dir()
+    try:
+        rdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=rdir):
+            pass
+    except OSError as e:
+        raise InputError(f"{key}={rdir.parent} is not a writable folder ({e.strerror or e}); "
+                         "set paths.results_dir (or paths.root_dir) to a folder you can write") from None
+    return not existed
 
 
 class _NoLogger:
@@ -68,6 +89,7 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
 
     from .cell import execute
 
+    created = _check_writable(rdir, "paths.results_dir")
     m = OmegaConf.to_container(cfg.method, resolve=True)
     record = {
         "schema": SCHEMA_VERSION, "run_id": rid, "status": "failed",
@@ -83,23 +105,49 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
         "started_at": _now(), "finished_at": None,
     }
     logger = _logger(cfg)
-    logger.start(record["config"], tags=[f"dataset:{record['dataset']}", f"model:{record['model']}",
-                                         f"method:{record['method']}", f"head:{record['head']}",
-                                         *[f"layer:{p}" for p in record["layers"]]], name=rid)
+
+    def start_logger():  # only once data and weights loaded: bad input leaves no logger run behind
+        logger.start(record["config"], tags=[f"dataset:{record['dataset']}", f"model:{record['model']}",
+                                             f"method:{record['method']}", f"head:{record['head']}",
+                                             *[f"layer:{p}" for p in record["layers"]]], name=rid)
     t0 = time.perf_counter()
     try:
-        execute(cfg, facts, rdir, record, on_epoch=lambda h: logger.log(h, step=h["epoch"]))
+        execute(cfg, facts, rdir, record, on_epoch=lambda h: logger.log(h, step=h["epoch"]), on_ready=start_logger)
         record["status"] = "ok"
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or submitit exiting after requeueing a preempted job:
-        raise                                # no record, the checkpoint stays, the next attempt resumes
+    except (KeyboardInterrupt, SystemExit, ConfigError):  # Ctrl-C, refused input, or submitit exiting
+        if created:  # after requeueing a preempted job: no record; the checkpoint stays, so the next
+            _rmdir_quiet(rdir)  # attempt resumes (only an empty run folder is removed)
+        raise
     except BaseException as e:  # one failed run never takes a sweep down: record it and go on
         record["status"] = "oom" if _is_oom(e) else "failed"
         record["error"] = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
         print(f"[apbench] {rid}: {record['status']}: {type(e).__name__}: {e}")
     record["wall_time_s"] = time.perf_counter() - t0
     record["finished_at"] = _now()
-    write_record(rec_path, record)
-    logger.finish(record)
+    if record["status"] != "ok" and finished_ok(rec_path):
+        # A duplicate launch of the same cell failed while another finished: keep the good result.
+        print(f"[apbench] {rid}: keeping the ok record already in {rec_path}; this attempt's failure is not written")
+        logger.finish(record)
+        return read_record(rec_path)
+    try:
+        write_record(rec_path, record)
+    except OSError as e:
+        hint = ("the disk is full or over quota: free space or point paths.results_dir at another disk"
+                if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+                else "check that paths.results_dir is writable")
+        raise RecordWriteError(e.errno, f"could not write the record {rec_path} ({e.strerror or e}); {hint}. "
+                                        "Nothing partial was left; re-run the same command to redo this run") from e
+    finally:
+        logger.finish(record)
     if record["status"] == "ok":
         (rdir / "checkpoint.pt").unlink(missing_ok=True)
+        for tmp in rdir.glob(".checkpoint.pt.*.tmp"):  # left by a run killed while saving
+            tmp.unlink(missing_ok=True)
     return record
+
+
+def _rmdir_quiet(path: Path) -> None:
+    try:
+        path.rmdir()  # only when empty
+    except OSError:
+        pass

@@ -17,6 +17,13 @@ class ConfigError(ValueError):
     """An invalid configuration; raised before anything is trained or written."""
 
 
+class InputError(ConfigError):
+    """Bad input found while preparing a run (data, weights, output folder), before training starts.
+
+    Treated like a ``ConfigError`` (exit 2, no record): nothing has been trained, so a record would
+    only hide the real fix, and a re-launch after the fix must not find a stale failure."""
+
+
 METHOD_RESERVED = {"name", "head", "lr_scale"}
 TRAINER_EXTRA = {"measure_efficiency", "throughput_warmup", "throughput_iters",
                  "prefix_cache", "prefix_cache_max_gb", "channels_last", "compile"}
@@ -29,7 +36,7 @@ def _choice(value, choices, key):
 
 def _positive(value, key, integer=False):
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if not ok or isinstance(value, bool) or value <= 0:
+    if not ok or isinstance(value, bool) or not value > 0 or value == float("inf"):  # `not >` catches NaN
         kind = "a positive integer" if integer else "a positive number"
         raise ConfigError(f"{key}={value!r} must be {kind}")
 
@@ -60,6 +67,13 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
     _positive(t.get("epochs"), "trainer.epochs", integer=True)
     _positive(t.get("batch_size"), "trainer.batch_size", integer=True)
     _positive(t.get("lr"), "trainer.lr")
+    _positive(t.get("eval_batch_size", 1), "trainer.eval_batch_size", integer=True)
+    if t.get("grad_clip") is not None:  # a string here would only fail mid-training
+        _positive(t["grad_clip"], "trainer.grad_clip")
+    for key, kinds in (("warmup_epochs", (int, float)), ("num_workers", int)):
+        v = t.get(key, 0)
+        if not isinstance(v, kinds) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"trainer.{key}={v!r} must be {'an integer' if kinds is int else 'a number'} >= 0")
     if not isinstance(t.get("weight_decay"), (int, float)) or t["weight_decay"] < 0:
         raise ConfigError(f"trainer.weight_decay={t.get('weight_decay')!r} must be a number >= 0")
     method_scale = OmegaConf.to_container(cfg.method, resolve=True).get("lr_scale") or {}

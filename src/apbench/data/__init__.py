@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any, Mapping
 
 from . import coop_split, fashion_mnist, fgvc_json, image_folder, torchvision_sets, vtab1k  # noqa: F401  (registration)
@@ -33,7 +34,13 @@ def build(cfg: Mapping[str, Any], preprocessing: dict, data_root: str | None = N
     transforms = {"train": build_transform(preprocessing, True, augment),
                   "eval": build_transform(preprocessing, False, augment)}
     expected_classes = cfg.get("num_classes")
-    splits = LOADERS[fmt](cfg.get("root") or data_root, transforms, **kwargs)
+    root = cfg.get("root")
+    if root and not Path(root).is_dir():  # an explicit root that is wrong must not fall back elsewhere
+        raise DataError(f"dataset.root={root} is not a directory; point it at the folder holding the data, "
+                        "or leave it unset to search paths.data_root")
+    if root and "search_system" in inspect.signature(LOADERS[fmt]).parameters:
+        kwargs.setdefault("search_system", False)  # an explicit root is the only place searched
+    splits = LOADERS[fmt](root or data_root, transforms, **kwargs)
     if expected_classes and splits.num_classes != int(expected_classes):
         raise DataError(
             f"dataset.num_classes is {expected_classes} but the data found has {splits.num_classes} classes "

@@ -6,6 +6,7 @@ either the previous complete checkpoint or none; it is deleted once the run's re
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -34,11 +35,25 @@ def save(path: Path, payload: dict) -> None:
         raise
 
 
+_KEYS = ("model", "optimizer", "scheduler", "rng", "history", "epoch")
+
+
 def load(path: Path) -> dict | None:
-    """The checkpoint at ``path``, or None when there is none or it is unreadable (then it is ignored)."""
+    """The checkpoint at ``path``, or None when there is none or it is unusable (then it is ignored and
+    training starts from scratch: a lost epoch is cheaper than a result built on a broken state).
+
+    Only the final name is ever read; ``.checkpoint.pt.*.tmp`` files are unfinished writes."""
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # data only: no pickled code runs
+        missing = [k for k in _KEYS if k not in state] if isinstance(state, dict) else list(_KEYS)
+        if missing:
+            raise ValueError(f"not a training checkpoint (missing {', '.join(missing)})")
+        if not isinstance(state["epoch"], int) or len(state["history"]) != state["epoch"]:
+            raise ValueError(f"epoch {state['epoch']!r} disagrees with {len(state['history'])} epochs of history")
+    except Exception as e:
+        print(f"[apbench] ignoring unusable checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+              "training from scratch", file=sys.stderr)
         return None
+    return state

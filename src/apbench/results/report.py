@@ -29,13 +29,15 @@ def _section(title: str, body: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.dir.is_dir():
-        print(f"apbench results: {args.dir} is not a directory", file=sys.stderr)
+        print(f"apbench results: {args.dir} is not a directory; give the folder the runs wrote to "
+              "(paths.results_dir, by default <paths.root_dir>/runs)", file=sys.stderr)
         return EXIT_NO_RECORDS
     df, bad = load_records(args.dir)
     for path, reason in bad:
         print(f"unreadable record skipped: {path} ({reason})", file=sys.stderr)
     if df.empty:
-        print(f"apbench results: no run records (record.json) under {args.dir}", file=sys.stderr)
+        print(f"apbench results: no run records (record.json) under {args.dir}; give the folder the runs "
+              "wrote to (paths.results_dir), or run `apbench run` first", file=sys.stderr)
         return EXIT_NO_RECORDS
 
     try:

@@ -1,0 +1,183 @@
+"""Bad input through the real CLI: exit non-zero, name the problem and the fix, write no record.
+
+Every case is its own ``python -m apbench ...`` process in its own folder; they run two at a time
+(all up front, in one module fixture) to fit the suite in two CPU cores.
+"""
+from __future__ import annotations
+
+import gzip
+import resource
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+from .conftest import apbench, records_under, tiny
+
+
+def _idx(path: Path, a: np.ndarray) -> None:
+    """Write ``a`` (uint8) as a gzipped IDX file, the original Fashion-MNIST format."""
+    head = struct.pack(">HBB", 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape)
+    path.write_bytes(gzip.compress(head + a.astype(np.uint8).tobytes()))
+
+
+def _fmnist(root: Path, n=100, labels=None, images=None) -> Path:
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 10 if labels is None else labels
+    images = rng.integers(0, 256, (n, 28, 28)) if images is None else images
+    for split, m in (("train", n), ("t10k", 20)):
+        _idx(root / f"{split}-images-idx3-ubyte.gz", images[:m] if split == "train" else images[:20])
+        _idx(root / f"{split}-labels-idx1-ubyte.gz", labels[:m] if split == "train" else labels[:20])
+    return root
+
+
+def _small_fsize():
+    # A real "disk full" for files: writes past 2 kB fail with EFBIG (Python ignores SIGXFSZ).
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+
+def _cases(w: Path) -> dict:
+    """id -> (argv, the messages that must appear: the problem and its fix, extra subprocess kwargs)."""
+    data = w / "data"
+    _fmnist(data / "corrupt")
+    (data / "corrupt" / "train-images-idx3-ubyte.gz").write_bytes(
+        (data / "corrupt" / "train-images-idx3-ubyte.gz").read_bytes()[:200])
+    _fmnist(data / "swapped", images=np.arange(100) % 10)
+    _fmnist(data / "mismatch")
+    _idx(data / "mismatch" / "train-labels-idx1-ubyte.gz", np.arange(90) % 10)
+    _fmnist(data / "labels", labels=(np.arange(100) % 10) + 3)
+    (data / "empty").mkdir()
+    torch.manual_seed(0)
+    resnet = w / "tiny_resnet.pth"
+    torch.save(timm.create_model("resnet18", layers=[1, 1, 1, 1]).state_dict(), resnet)
+    (w / "notes.pth").write_text("these are my notes, not weights\n")
+    (w / "a-file.txt").write_text("a file where a folder should be\n")
+    (w / "empty-results").mkdir()
+    lite0 = ["model=efficientnet_lite0", "model.weights=file"]
+    return {
+        # Hydra composition: caught before torch loads
+        "unknown_dataset": (tiny(w, "dataset=cifar11"), ["Could not find 'dataset/cifar11'",
+                                                          "Available options in 'dataset'"]),
+        "unknown_model": (tiny(w, "model=resnet51"), ["Could not find 'model/resnet51'", "resnet50"]),
+        "unknown_method": (tiny(w, "method=lora2"), ["Could not find 'method/lora2'", "lora"]),
+        "unknown_launcher": (tiny(w, "hydra/launcher=nope"), ["Could not find 'hydra/launcher/nope'",
+                                                               "Available options in 'hydra/launcher'"]),
+        "misspelt_key": (tiny(w, "trainer.lrr=0.1"), ["Key 'lrr' is not in struct", "trainer.lrr"]),
+        # Validation: types, ranges, names, families
+        "misspelt_new_key": (tiny(w, "+dataset.trian_size=40"), ["'trian_size' (did you mean 'train_size'?)"]),
+        "wrong_type": (tiny(w, "trainer.epochs=ten"), ["trainer.epochs='ten' must be a positive integer"]),
+        "layer_out_of_range": (tiny(w, "method.layers=[40]"), ["layer 40 is out of range",
+                                                               "valid points are 'input', 0..4"]),
+        "method_on_wrong_family": (tiny(w, "method=vpt"), ["method 'vpt' does not apply to ResNet",
+                                                            "it supports: vit"]),
+        # Data: found while loading, before training
+        "missing_data_root": (tiny(w, f"+dataset.root={data / 'nowhere'}"),
+                              [f"dataset.root={data / 'nowhere'} is not a directory", "point it at the folder"]),
+        "empty_data_root": (tiny(w, f"+dataset.root={data / 'empty'}"),
+                            ["Fashion-MNIST train files not found", "apt-get install dataset-fashion-mnist"]),
+        "unreadable_idx": (tiny(w, f"+dataset.root={data / 'corrupt'}"),
+                           ["train-images-idx3-ubyte.gz: unreadable IDX file", "re-download it"]),
+        "wrong_layout": (tiny(w, f"+dataset.root={data / 'swapped'}"),
+                         ["not N x H x W images", "images and labels files are not swapped"]),
+        "image_label_mismatch": (tiny(w, f"+dataset.root={data / 'mismatch'}"),
+                                 ["has 100 images but", "(90,) labels", "matching pair of one split"]),
+        "label_out_of_range": (tiny(w, f"+dataset.root={data / 'labels'}"),
+                               ["has label 12", "labels are 0..9"]),
+        "class_count_mismatch": (tiny(w, "dataset.num_classes=7"),
+                                 ["dataset.num_classes is 7 but the data found has 10 classes",
+                                  "fix the data root or dataset.num_classes"]),
+        "empty_split": (tiny(w, "dataset.train_size=0"), ["dataset.train_size=0", "must be positive multiples of 10"]),
+        # Weights
+        "checkpoint_wrong_architecture": (tiny(w, *lite0, f"model.checkpoint={resnet}"),
+                                          ["do not fit EfficientNet", "missing", "check that model.name is the "
+                                           "architecture the checkpoint was trained with"]),
+        "checkpoint_not_a_checkpoint": (tiny(w, *lite0, f"model.checkpoint={w / 'notes.pth'}"),
+                                        ["notes.pth is not a loadable PyTorch checkpoint",
+                                         "give a file saved with torch.save(model.state_dict(), path)"]),
+        # Output
+        "results_dir_not_writable": (tiny(w, f"paths.results_dir={w / 'a-file.txt' / 'runs'}"),
+                                     ["a-file.txt/runs is not a writable folder",
+                                      "set paths.results_dir (or paths.root_dir) to a folder you can write"]),
+        # The disk fills during the run (Hydra's own log files are left out so that only the record hits it)
+        "disk_full": (tiny(w, "hydra.output_subdir=null", "trainer.measure_efficiency=false"),
+                      ["could not write the record", "File too large", "free space",
+                       "re-run the same command"], {"preexec_fn": _small_fsize}),
+        # The other commands
+        "results_no_dir": (["results", str(w / "no-such-runs")], ["no-such-runs is not a directory",
+                                                                   "give the folder the runs wrote to"]),
+        "results_no_records": (["results", str(w / "empty-results")], ["no run records",
+                                                                        "run `apbench run` first"]),
+        "layers_bad_image_size": (["layers", "tiny_resnet", "--image-size", "-3"],
+                                  ["--image-size -3 must be a positive number of pixels", "--image-size 224"]),
+        "unknown_command": (["trian"], ["unknown command 'trian'", "commands: run, layers"]),
+    }
+
+
+CASE_IDS = ["unknown_dataset", "unknown_model", "unknown_method", "unknown_launcher", "misspelt_key",
+            "misspelt_new_key", "wrong_type", "layer_out_of_range",
+            "method_on_wrong_family", "missing_data_root", "empty_data_root", "unreadable_idx",
+            "wrong_layout", "image_label_mismatch", "label_out_of_range", "class_count_mismatch", "empty_split",
+            "checkpoint_wrong_architecture", "checkpoint_not_a_checkpoint",
+            "results_dir_not_writable", "disk_full", "results_no_dir", "results_no_records",
+            "layers_bad_image_size", "unknown_command"]
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    w = tmp_path_factory.mktemp("bad_input")
+    cases = _cases(w)
+    assert sorted(cases) == sorted(CASE_IDS)
+
+    def one(item):
+        cid, (argv, expected, *extra) = item
+        root = w / "cases" / cid
+        root.mkdir(parents=True)
+        # each case writes under its own root, so "no record" is checked per case
+        argv = [a.replace(f"paths.root_dir={w}", f"paths.root_dir={root}") for a in argv]
+        out = apbench(*argv, cwd=root, **(extra[0] if extra else {}))
+        return cid, (out, expected, root)
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(pool.map(one, cases.items()))
+
+
+@pytest.mark.parametrize("cid", CASE_IDS)
+def test_bad_input_is_refused_clearly_and_leaves_nothing(cid, outcomes, tally):
+    out, expected, root = outcomes[cid]
+    text = out.stdout + out.stderr
+    tally.bad_inputs += 1
+    missing = [e for e in expected if e not in text]
+    leftovers = records_under(root) + list(root.rglob("*.tmp")) + list(root.rglob("checkpoint.pt"))
+    assert out.returncode != 0, f"exit 0 on bad input:\n{text[-2000:]}"
+    assert not missing, f"message lacks {missing}:\n{text[-2000:]}"
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert leftovers == [], leftovers
+    tally.clear_errors += 1
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("trainer.lr=nan", "trainer.lr=nan must be a positive number"),
+    ("trainer.lr=inf", "trainer.lr=inf must be a positive number"),
+    ("trainer.grad_clip=yes", "trainer.grad_clip='yes' must be a positive number"),
+    ("trainer.eval_batch_size=0", "trainer.eval_batch_size=0 must be a positive integer"),
+    ("trainer.num_workers=-1", "trainer.num_workers=-1 must be an integer >= 0"),
+    ("dataset.format=lmdb", "dataset.format='lmdb' is not valid; choose one of: fashion_mnist"),
+])
+def test_values_that_used_to_fail_only_mid_run_are_refused_up_front(override, expected, tiny_overrides):
+    """In-process (cheap): these passed validation before and broke training or evaluation later."""
+    from apbench.validate import ConfigError, validate
+    from conftest import compose
+    with pytest.raises(ConfigError, match=None) as e:
+        validate(compose(*tiny_overrides, override))
+    assert expected in str(e.value)
+
+
+def test_missing_checkpoint_file_names_the_key_to_fix(tmp_path):
+    from apbench.models.weights import WeightsError, read_state_dict
+    with pytest.raises(WeightsError, match="does not exist; set model.checkpoint to an existing"):
+        read_state_dict(tmp_path / "gone.pth")
