@@ -15,7 +15,7 @@ def main(runs_dir: str, out_dir: str) -> int:
         return 2
     df = df[df["status"] == "ok"].copy()
     table = df.assign(
-        layer=df["layers"].replace("", "-"),
+        layer=df["layers"].map(lambda ls: ",".join(ls) if len(ls) else "-"),
         val=df["metrics.val_top1"].round(2), test=df["metrics.test_top1"].round(2),
         trainable=df["params.trainable"].astype(int),
         train_s=df["efficiency.train_time_s"].round(1),

@@ -166,7 +166,7 @@ def test_bad_input_is_refused_clearly_and_leaves_nothing(cid, outcomes, tally):
     ("trainer.grad_clip=yes", "trainer.grad_clip='yes' must be a positive number"),
     ("trainer.eval_batch_size=0", "trainer.eval_batch_size=0 must be a positive integer"),
     ("trainer.num_workers=-1", "trainer.num_workers=-1 must be an integer >= 0"),
-    ("dataset.format=lmdb", "dataset.format='lmdb' is not valid; choose one of: fashion_mnist"),
+    ("dataset.format=lmdb", "dataset.format='lmdb' is not valid; choose one of: coop_split, fashion_mnist"),
 ])
 def test_values_that_used_to_fail_only_mid_run_are_refused_up_front(override, expected, tiny_overrides):
     """In-process (cheap): these passed validation before and broke training or evaluation later."""

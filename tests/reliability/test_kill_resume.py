@@ -21,7 +21,8 @@ from apbench.engine.seeding import seed_everything
 from .conftest import apbench, cli_env, records_under, tiny
 
 # 200 training images: ~0.4 s an epoch here, long enough to land a kill inside training.
-LONG = ("trainer.epochs=6", "trainer.measure_efficiency=false", "dataset.train_size=200")
+# The prefix cache would make these epochs too quick to kill mid-training: train the full model.
+LONG = ("trainer.epochs=6", "trainer.measure_efficiency=false", "dataset.train_size=200", "trainer.prefix_cache=off")
 
 
 def _wait_for(pattern, root, proc, timeout=120.0):

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from ..models.layers import Point, _unwrap, block_points
-from ..models.suffix import as_suffix, bypassed_hooks, run_prefix
+from ..models.suffix import as_suffix, bypassed_hooks, run_prefix, hooked_descendants
 from ._step import model_device, modes_restored
 
 MODES = ("auto", "off")
@@ -89,8 +89,8 @@ def choose_point(adapted, input_size) -> tuple[Point | None, str, tuple[int, ...
             h.remove()
     k = None
     for p in points:
-        if needs_grad.get(p.index, True):
-            break
+        if needs_grad.get(p.index, True) or hooked_descendants(model, p):
+            break  # something trainable acts here, or inside this block, hooks the replay would miss
         k = p
     if k is None:
         return None, ("trainable parameters act before point 0 (the stem output): "

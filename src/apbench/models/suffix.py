@@ -152,6 +152,15 @@ def bypassed_hooks(model: nn.Module, k: int | Point) -> list[str]:
     return out
 
 
+def hooked_descendants(model: nn.Module, k: int | Point) -> list[str]:
+    """Modules inside the one at point ``k`` that carry hooks. The split replays only ``k``'s own
+    hooks on the cached output, so hooks inside it (an adapter that stashes a sublayer's input) would
+    not fire: such a point cannot be the cache point."""
+    m = _unwrap(model)
+    inner = point_at(m, k).module(m)
+    return [name for name, mod in inner.named_modules() if name and _has_hooks(mod)]
+
+
 @contextmanager
 def as_suffix(model: nn.Module, k: int | Point, dtype: torch.dtype | None = None):
     """While inside, ``model(activation)`` runs the suffix from ``k`` instead of the full forward.
