@@ -29,7 +29,8 @@ from apbench.data.transforms import build_transform
 
 # Two ~0.7M-parameter timm models of supported families (layers.py points work unchanged).
 # CNN: ResNet-18 layout (BasicBlocks, 2 per stage) at 1/4 width -> 8 blocks; at 32 px the stem
-# (stride-2 conv + max-pool) leaves an 8x8 map, the same grid as the ViT's 4-px patches.
+# (stride-2 conv + max-pool) leaves an 8x8 map, the same grid as the ViT's 4-px patches. timm reads
+# stem_width only for deep stems: this stem conv has 64 channels and layer1 projects them to 16.
 ARCHS = {
     "cnn": ("resnet18", {"layers": [2, 2, 2, 2], "channels": [16, 32, 64, 128], "stem_width": 16,
                          "num_classes": 10}),
