@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import coop_split, fashion_mnist, fgvc_json, image_folder, torchvision_sets, vtab1k  # noqa: F401  (registration)
+from . import sklearn_digits  # noqa: F401  (registration)
 from .base import LOADERS, DataError, MissingData, Splits
 from .cache import cache_splits
 from .transforms import build_transform, collate, is_deterministic

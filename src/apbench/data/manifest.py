@@ -85,6 +85,8 @@ def _build() -> dict[str, Entry]:
         m[name] = Entry(k, {"trainval": tr, "test": te}, TV_GET.format(name=name, files=files))
     m["fmnist1k"] = Entry(10, {"train": 800, "val": 200, "test": 2000},
                           "apt-get install dataset-fashion-mnist, or put the four *-ubyte.gz files in <root>/fashion-mnist/")
+    m["digits"] = Entry(10, {"train": 800, "val": 200, "test": 797},
+                        "pip install scikit-learn (the 1,797 images ship inside it: sklearn.datasets.load_digits)")
     m["image_folder"] = Entry(0, {}, "put your images in <root>/<dataset.path>/{train,val,test}/<class>/ "
                                      "(val optional) or give list files in dataset.lists")
     return m

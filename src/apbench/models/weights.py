@@ -5,10 +5,13 @@ Checkpoints are always read with ``torch.load(weights_only=True)``: a checkpoint
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .small_pretrained import SMALL, load_small
 
 
 class WeightsError(RuntimeError):
@@ -99,4 +102,6 @@ def bundled_efficientnet_lite0() -> dict[str, torch.Tensor]:
     return {_lite0_key(k): v for k, v in state.items()}
 
 
-BUNDLED = {"efficientnet_lite0_in1k": ("tf_efficientnet_lite0", bundled_efficientnet_lite0)}
+BUNDLED = {"efficientnet_lite0_in1k": ("tf_efficientnet_lite0", bundled_efficientnet_lite0),
+           # small CNN / ViT pretrained here on Fashion-MNIST (apbench/assets, scripts/pretrain_fmnist.py)
+           **{k: (arch, partial(load_small, k)) for k, arch in SMALL.items()}}
