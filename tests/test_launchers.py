@@ -97,7 +97,7 @@ def test_fake_slurm_array_runs_and_a_preempted_job_is_requeued_and_resumes(tiny_
     slurm_dir = tmp_path / "slurm"
     env = fake_slurm.install(slurm_dir, run=True)
     proc = subprocess.Popen([sys.executable, "-m", "apbench", "run", "-m", *tiny_overrides, *FAST,
-                             "trainer.epochs=20", "hydra/launcher=slurm"], cwd=tmp_path, env=_env(env),
+                             "trainer.epochs=20", "trainer.prefix_cache=off", "hydra/launcher=slurm"], cwd=tmp_path, env=_env(env),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         # Preempt job 0 (linear_probe) once it has written an epoch checkpoint, as SLURM would: SIGUSR2.
