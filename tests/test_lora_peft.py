@@ -171,3 +171,12 @@ def test_runner_cell(tmp_path, model, method, overrides, inserted):
     rec = run_ok(tmp_path, model, method, *overrides)
     assert rec["params"]["inserted"] == inserted
     assert rec["params"]["trainable"] - rec["params"]["trainable_no_head"] == VIT_HEAD
+
+
+def test_lora_on_a_single_layer_named_by_module_path():
+    # tiny_vit: qkv is Linear(32, 96); LoRA r=2 adds A (2×32) and B (96×2); head 32×10 + 10.
+    a = apply(tiny("vit"), "lora", r=2, layers=["blocks.0.attn.qkv"])
+    assert a.info["targets"] == ["blocks.0.attn.qkv"]
+    assert n_trainable(a.model) == 2 * 32 + 96 * 2 + 330
+    with pytest.raises(MethodError, match="must name a Linear or Conv2d layer, not LayerNorm"):
+        apply(tiny("vit"), "lora", r=2, layers=["blocks.0.norm1"])

@@ -12,9 +12,11 @@ from ..models.layers import Point, resolve_layers
 from .base import MethodError
 
 
-def select_blocks(model: nn.Module, layers, method: str) -> list[Point]:
+def select_blocks(model: nn.Module, layers, method: str, allow_modules: bool = False) -> list[Point]:
+    """Block points of ``layers``; with ``allow_modules`` module paths (``blocks.0.attn.qkv``) pass too,
+    for methods that can act on a single layer (peft tuners)."""
     points = resolve_layers(model, layers)
-    bad = [p.key for p in points if p.kind != "block"]
+    bad = [p.key for p in points if p.kind != "block" and not (allow_modules and p.kind == "module")]
     if bad:
         raise MethodError(
             f"{method}: layers {bad} are not blocks; {method} changes blocks, so layers name blocks "

@@ -19,7 +19,7 @@ def lora(model, head_prefixes, layers="all", targets=None, r=8, alpha=16, dropou
 
     if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
         raise MethodError(f"lora r={r!r} must be a positive integer")
-    points = select_blocks(model, layers, "lora")
+    points = select_blocks(model, layers, "lora", allow_modules=True)
     names = target_names(model, points, targets, r=r)
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=float(dropout), target_modules=names_regex(names))
     return wrap(model, config, head_prefixes, "lora", points, merge, "lora",

@@ -37,7 +37,7 @@ def peft_generic(model, head_prefixes, config=None, layers="all", targets=None, 
     if issubclass(cls, PromptLearningConfig):
         raise MethodError(f"peft {kind} is a prompt-learning tuner for transformers language models; "
                           "for prompt tokens in a ViT use method=vpt")
-    points = select_blocks(model, layers, "peft")
+    points = select_blocks(model, layers, "peft", allow_modules=True)
     if "target_modules" not in fields and "target_parameters" not in fields:
         names = target_names(model, points, targets, r=fields.get("r"))
         fields["target_modules"] = names_regex(names)

@@ -33,10 +33,20 @@ def _matches(rel: str, mod: nn.Module, target: str) -> bool:
 
 
 def target_names(model: nn.Module, points: list[Point], targets, r: int | None = None) -> list[str]:
-    """Full module names of the targeted Linear/Conv2d layers inside the chosen blocks."""
+    """Full module names of the targeted Linear/Conv2d layers inside the chosen blocks, plus the layers
+    named directly by module-path points (``blocks.0.attn.qkv``)."""
     inner = _unwrap(model)
     targets = list(targets) if targets else DEFAULT_TARGETS[family_of(inner)]
     names, found = [], set()
+    for p in [p for p in points if p.kind == "module"]:
+        mod = p.module(inner)
+        if not isinstance(mod, (nn.Linear, nn.Conv2d)):
+            raise MethodError(f"layer {p.key}: a module path given to a peft tuner must name a Linear or Conv2d "
+                              f"layer, not {type(mod).__name__}; run `apbench layers MODEL --modules`")
+        names.append(p.module_path)
+    points = [p for p in points if p.kind != "module"]
+    if not points:
+        return names
     for p in points:
         block = p.module(inner)
         for rel, mod in block.named_modules():
