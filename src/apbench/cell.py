@@ -66,7 +66,10 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
         out = fit(adapted, cache.sets["train"], device, settings, cfg.seed,
                   checkpoint_path=run_dir / "checkpoint.pt", timer=timer, on_epoch=on_epoch)
         metrics = record["metrics"] = {"train_loss": out["train_loss"]}  # filled in place: a failure keeps it
-        metrics["val_top1"] = evaluate(adapted, cache.sets["val"], device, settings.eval_batch_size, settings.amp, "val")
+        # Trained on train+val (a protocol's final runs): val is no held-out measure, so none is reported.
+        val_in_train = bool(cfg.dataset.get("trainval", False))
+        metrics["val_top1"] = None if val_in_train else evaluate(
+            adapted, cache.sets["val"], device, settings.eval_batch_size, settings.amp, "val")
         metrics["test_top1"] = (evaluate(adapted, cache.sets["test"], device, settings.eval_batch_size, settings.amp,
                                          "test") if test_set is not None else None)
     record["history"] = out["history"]
