@@ -33,7 +33,7 @@ def dataset(n: int, size: int, seed: int) -> TensorDataset:
 
 def run(mode: str, point: int, args) -> dict:
     torch.manual_seed(0)
-    adapted = adapted_model("tf_efficientnet_lite0", "ap", input_size=(3, args.size, args.size), layers=[point])
+    adapted = adapted_model(args.model, "ap", input_size=(3, args.size, args.size), layers=[point])
     train, val = dataset(256, args.size, 0), dataset(128, args.size, 1)
     settings = TrainSettings(epochs=args.epochs, batch_size=32, lr=3e-3, warmup_epochs=0, progress=False)
     cpu = torch.device("cpu")
@@ -49,13 +49,14 @@ def run(mode: str, point: int, args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="tf_efficientnet_lite0", help="timm model name (random weights)")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--points", type=int, nargs="+", default=[15, 16])
     args = ap.parse_args()
     setup()
     print(machine())
-    print(f"tf_efficientnet_lite0 {args.size} px, 256 train / 128 val images, {args.epochs} epochs, batch 32")
+    print(f"{args.model} {args.size} px, 256 train / 128 val images, {args.epochs} epochs, batch 32")
     for point in args.points:
         off, on = run("off", point, args), run("auto", point, args)
         info = on["info"]
