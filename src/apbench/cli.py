@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -133,6 +134,10 @@ def methods_cmd(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] != "run" and hasattr(signal, "SIGPIPE"):
+        # `apbench layers MODEL | head` ends quietly, as a Unix tool should. Not for runs: training
+        # must not die with its reader, it reports write errors instead.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     commands = {"run": hydra_run, "plan": plan_cmd, "layers": layers_cmd, "methods": methods_cmd}
     from .data.cli import main as data_main
     from .results.report import main as results_main
