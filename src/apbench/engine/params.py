@@ -5,14 +5,7 @@ from typing import Sequence
 
 from torch import nn
 
-
-def _in_head(name: str, head_prefixes: Sequence[str]) -> bool:
-    # Match whole module paths: prefix "head" covers "head.weight" and "head.fc.bias", not "header.x".
-    for prefix in head_prefixes:
-        prefix = prefix.rstrip(".")
-        if prefix and (name == prefix or name.startswith(prefix + ".")):
-            return True
-    return False
+from ..models.naming import under_prefixes
 
 
 def count_params(model: nn.Module, head_prefixes: Sequence[str], inserted: int = 0) -> dict:
@@ -27,7 +20,7 @@ def count_params(model: nn.Module, head_prefixes: Sequence[str], inserted: int =
         total += n
         if p.requires_grad:
             trainable += n
-            if not _in_head(name, head_prefixes):
+            if not under_prefixes(name, head_prefixes):
                 trainable_no_head += n
     return {"total": total, "trainable": trainable, "trainable_no_head": trainable_no_head,
             "inserted": int(inserted)}

@@ -8,6 +8,7 @@ from typing import Callable, Iterable
 from torch import nn
 
 from ..models.layers import Point, family_of
+from ..models.naming import under_prefixes
 
 
 class MethodError(ValueError):
@@ -97,7 +98,7 @@ def freeze_all_but(model: nn.Module, prefixes: Iterable[str]) -> list[nn.Paramet
     prefixes = tuple(p for p in prefixes if p)
     keep = []
     for name, p in model.named_parameters():
-        trainable = any(name == pre or name.startswith(pre + ".") for pre in prefixes)
+        trainable = under_prefixes(name, prefixes)
         p.requires_grad_(trainable)
         if trainable:
             keep.append(p)

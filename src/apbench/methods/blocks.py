@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..models.layers import Point, resolve_layers
+from ..models.naming import under_prefixes
 from .base import MethodError
 
 
@@ -28,10 +29,9 @@ def select_blocks(model: nn.Module, layers, method: str, allow_modules: bool = F
 
 def split_head(model: nn.Module, head_prefixes) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """Make the head trainable; return (head parameters, other trainable parameters)."""
-    is_head = lambda n: any(n == h or n.startswith(h + ".") for h in head_prefixes)
     head, other = [], []
     for name, p in model.named_parameters():
-        if is_head(name):
+        if under_prefixes(name, head_prefixes):
             p.requires_grad_(True)
             head.append(p)
         elif p.requires_grad:

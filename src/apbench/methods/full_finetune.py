@@ -1,5 +1,6 @@
 """Full fine-tuning: every weight trains, BatchNorm statistics update (the usual recipe)."""
 from ..models.layers import FAMILIES
+from ..models.naming import under_prefixes
 from .base import Adapted, register_method
 
 
@@ -8,5 +9,5 @@ def full_finetune(model, head_prefixes):
     head, backbone = [], []
     for name, p in model.named_parameters():
         p.requires_grad_(True)
-        (head if any(name == h or name.startswith(h + ".") for h in head_prefixes) else backbone).append(p)
+        (head if under_prefixes(name, head_prefixes) else backbone).append(p)
     return Adapted(model, "full_ft", {"backbone": backbone, "head": head}, bn_mode="train_stats")

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .naming import under_prefixes
+
 from .small_pretrained import SMALL, load_small
 
 
@@ -42,7 +44,7 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str, ign
     own = model.state_dict()
     head = model.pretrained_cfg.get("classifier", "") if hasattr(model, "pretrained_cfg") else ""
     heads = [head] if isinstance(head, str) else list(head)
-    is_head = lambda k: any(h and (k == h or k.startswith(h + ".")) for h in heads)
+    is_head = lambda k: under_prefixes(k, heads)
     missing = [k for k in own if k not in state and not (ignore_head and is_head(k))]
     unexpected = [k for k in state if k not in own and not (ignore_head and is_head(k))]
     mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
