@@ -17,7 +17,7 @@ if python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)
   X+=(model.preprocessing.image_size=224 "paths.results_dir=$PWD/$OUT/runs")
 fi
 X+=("$@")
-if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure first; }; else run() { apbench run "$@"; }; fi
+if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure each; }; else run() { apbench run "$@"; }; fi
 run -m "${X[@]}" method=linear_probe,full_ft,norm_tuning,bitfit,lora,ssf
 run -m "${X[@]}" method=adapter method.variant=conv
 run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16

@@ -42,7 +42,29 @@ def test_measured_step_time_on_this_machine():
     jobs = plan.sweep_jobs(["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu",
                             "method=ap", "method.layers=2"], str(CONF))
     notes = plan.estimate(jobs, measure="first", steps=1)
-    assert jobs[0].seconds > 0 and "s/step: ap on tiny_resnet, 32 px, batch 8" in notes[0]
+    assert jobs[0].seconds > 0 and ": ap on tiny_resnet, 32 px, batch 8, fp32, cpu, suffix from point 2" in notes[0]
+
+
+@pytest.mark.parametrize("overrides, point", [
+    (["method=ap", "method.layers=3"], "3"),                                  # trains the suffix from block 3
+    (["method=ap", "method.layers=3", "trainer.prefix_cache=off"], None),     # the user turned it off
+    (["method=ap", "method.layers=3", "++dataset.augment=crop_flip"], None),  # random crops: no cache
+    (["method=vp", "method.pad_width=4"], None),                              # acts at the pixels
+    (["method=full_ft"], None)])                                              # BN statistics train
+def test_the_estimate_follows_the_prefix_cache_decision(overrides, point):
+    jobs = plan.sweep_jobs(["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu", *overrides],
+                           str(CONF))
+    cost = plan.cell_costs(jobs[0].cfg, iters=1)
+    assert cost.cache_point == point
+    assert (cost.prefix_s_per_image > 0) == (point is not None) and cost.step_s > 0 and cost.eval_s_per_image > 0
+
+
+def test_a_run_costs_steps_plus_evaluation_plus_the_cache_build():
+    cached = plan.CellCost(step_s=0.5, eval_s_per_image=0.01, prefix_s_per_image=0.02, cache_point="3")
+    # 10 epochs x ceil(100/32)=4 steps x 0.5 s + 50 evaluated x 0.01 s + (100 + 50) cached x 0.02 s
+    assert cached.run_seconds(10, 100, 32, 50) == pytest.approx(20 + 0.5 + 3.0)
+    uncached = plan.CellCost(step_s=0.5, eval_s_per_image=0.01, prefix_s_per_image=0.02, cache_point=None)
+    assert uncached.run_seconds(10, 100, 32, 50) == pytest.approx(20 + 0.5)
 
 
 def test_cli_output_and_dry_run(capsys):

@@ -5,9 +5,11 @@ The jobs come from Hydra itself: the master config is composed in multirun mode,
 and every job is composed with ``load_sweep_config`` -- the calls ``apbench run -m`` makes, so the
 count (and any composition error) is the one the real launch would meet. Nothing is trained.
 
-The time estimate times a few training steps of one cell on this machine (random weights, synthetic
-batch; nothing is downloaded) and scales by each run's epochs x steps per epoch. It covers training
-steps only (no evaluation, efficiency measures or data loading) and is an estimate.
+The time estimate times one cell on this machine (random weights, synthetic batch; nothing is
+downloaded): a few training steps, an evaluation forward and, where the run would use a prefix cache
+(same checks as the trainer), the suffix-only step plus the one-off cache build per image. Each run's
+figure is epochs x steps x step time + evaluated images x forward + cached images x build. Data
+loading, the efficiency measures and the test split of datasets whose size is unknown are not counted.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class Job:
     runs: int = 1
     select_runs: int = 0
     train_images: list[int | None] = field(default_factory=list)  # per run
+    eval_images: list[int] = field(default_factory=list)          # per run: val (held out) + test (final runs)
     seconds: float | None = None
 
 
@@ -58,13 +61,17 @@ def _describe(cfg: DictConfig, train_images: int | None = None) -> Job:
     job = Job(0, [], cfg, protocol=p["name"])
     n_train, n_val = dataset_sizes(cfg.dataset, train_images)
     both = None if n_train is None else n_train + n_val
+    n_test = int(cfg.dataset.get("test_size") or 0)  # unknown test sizes are not counted
     if p["grid"] is None:
-        job.train_images = [both if cfg.dataset.get("trainval") else n_train]
+        trainval = bool(cfg.dataset.get("trainval"))
+        job.train_images = [both if trainval else n_train]
+        job.eval_images = [(0 if trainval else n_val or 0) + (n_test if cfg.protocol.get("stage") == "final" else 0)]
         return job
     job.grid_size = proto.grid_size(p["grid"])
     job.select_runs = job.grid_size
     job.runs = job.grid_size + len(p["seeds"])
     job.train_images = [n_train] * job.grid_size + [both if p["final_trainval"] else n_train] * len(p["seeds"])
+    job.eval_images = [n_val or 0] * job.grid_size + [(0 if p["final_trainval"] else n_val or 0) + n_test] * len(p["seeds"])
     return job
 
 
@@ -104,18 +111,49 @@ def sweep_jobs(overrides: list[str], config_dir: str, train_images: int | None =
         return jobs
 
 
-def step_seconds(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: int = 3) -> tuple[float, str]:
-    """Seconds per training step of ``cfg``'s cell on this machine, and a description of what was timed.
+@dataclass
+class CellCost:
+    """What one cell costs on this machine, measured on a synthetic batch with random weights."""
+    step_s: float                     # one training step (of the suffix, when a prefix cache applies)
+    eval_s_per_image: float = 0.0     # one evaluation forward (suffix when cached)
+    prefix_s_per_image: float = 0.0   # building the prefix cache, per image it covers
+    cache_point: str | None = None    # where the cache would start, or None when the run has none
+    what: str = ""
 
-    Random weights (a training step costs the same with any weights, and nothing is downloaded), the
-    cell's head, method, image size, batch size, optimizer and precision, on a synthetic batch.
+    def run_seconds(self, epochs: int, train_images: int, batch_size: int, eval_images: int) -> float:
+        cached = train_images + eval_images if self.cache_point is not None else 0
+        return (epochs * math.ceil(train_images / batch_size) * self.step_s
+                + eval_images * self.eval_s_per_image + cached * self.prefix_s_per_image)
+
+
+def _cache_point(adapted, cfg: DictConfig, input_size) -> tuple[object, tuple | None]:
+    """The prefix-cache point the run would use (the same checks as ``prefix_cache.prepare``), or None."""
+    from .data.transforms import is_deterministic
+    from .engine import prefix_cache
+
+    if (prefix_cache.normalize_mode(cfg.trainer.get("prefix_cache", "auto")) == "off"
+            or adapted.bn_mode != "eval" or not is_deterministic(cfg.dataset.get("augment", "none"))):
+        return None, None
+    point, _, shape = prefix_cache.choose_point(adapted, tuple(input_size))
+    return point, shape
+
+
+def cell_costs(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: int = 3) -> CellCost:
+    """Time ``cfg``'s cell on this machine: a training step, an evaluation forward and, where the
+    run would use a prefix cache, the suffix-only step and the cache build per image.
+
+    Random weights (a step costs the same with any weights, and nothing is downloaded), the cell's
+    head, method, image size, batch size, optimizer and precision, on a synthetic batch.
     """
+    import time
+
     import torch
 
     from . import methods
-    from .engine.speed import train_step_throughput
+    from .engine.speed import inference_throughput, train_step_throughput
     from .env import resolve_device
     from .models.factory import build_model
+    from .models.suffix import as_suffix, run_prefix
     from .validate import METHOD_RESERVED
 
     dev = resolve_device(device if device != "auto" else cfg.get("device", "auto"))
@@ -129,44 +167,70 @@ def step_seconds(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: 
     head.attach(adapted)
     t = cfg.trainer
     precision = t.amp if t.amp != "none" else "fp32"
-    out = train_step_throughput(model, None, batch_size=int(t.batch_size), image_size=pre["input_size"][1:],
-                                device=dev, precision=precision, optimizer_name=t.optimizer,
-                                warmup=warmup, iters=iters)
-    what = (f"{m['name']} on {cfg.model.get('id', cfg.model.name)}, {pre['input_size'][-1]} px, batch {t.batch_size}, "
-            f"{precision}, {dev.type}; {iters} timed steps after {warmup} warm-up")
+    bs, eval_bs = int(t.batch_size), int(t.get("eval_batch_size", t.batch_size))
+    images = torch.randn(eval_bs, *pre["input_size"], device=dev)
+    point, shape = _cache_point(adapted, cfg, pre["input_size"])
+    common = dict(device=dev, precision=precision, warmup=warmup, iters=iters)
+    cost = CellCost(0.0, cache_point=None if point is None else point.key)
+    if point is None:
+        cost.step_s = train_step_throughput(model, None, bs, pre["input_size"][1:], optimizer_name=t.optimizer,
+                                            inputs=images[:bs] if eval_bs >= bs else None, **common)["step_time_s"]
+        cost.eval_s_per_image = inference_throughput(model, eval_bs, pre["input_size"][1:], inputs=images,
+                                                     **common)["step_time_s"] / eval_bs
+    else:
+        with torch.no_grad(), torch.autocast(dev.type, enabled=False):
+            adapted.eval()
+            run_prefix(model, images, point)  # warm-up
+            start = time.perf_counter()
+            acts = run_prefix(model, images, point)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            cost.prefix_s_per_image = (time.perf_counter() - start) / eval_bs
+        acts = acts.repeat((math.ceil(bs / eval_bs),) + (1,) * (acts.dim() - 1)) if bs > eval_bs else acts
+        with as_suffix(model, point):
+            cost.step_s = train_step_throughput(model, None, bs, pre["input_size"][1:], optimizer_name=t.optimizer,
+                                                inputs=acts[:bs].clone(), **common)["step_time_s"]
+            cost.eval_s_per_image = inference_throughput(model, eval_bs, pre["input_size"][1:],
+                                                         inputs=acts[:eval_bs], **common)["step_time_s"] / eval_bs
+    where = "full model" if point is None else f"suffix from point {point.key} (prefix cache)"
+    cost.what = (f"{m['name']} on {cfg.model.get('id', cfg.model.name)}, {pre['input_size'][-1]} px, batch {bs}, "
+                 f"{precision}, {dev.type}, {where}; {iters} timed steps after {warmup} warm-up")
     del model, adapted
     if dev.type == "cuda":
         torch.cuda.empty_cache()
-    return out["step_time_s"], what
+    return cost
 
 
 def _rate_key(cfg: DictConfig) -> str:
     """Cells that share this key train at the same speed (dataset and lr do not matter)."""
     keep = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "method")}
     t = cfg.trainer
-    return repr((keep, t.batch_size, t.amp, t.optimizer))
+    return repr((keep, t.batch_size, t.amp, t.optimizer, t.get("prefix_cache"), cfg.dataset.get("augment")))
 
 
 def estimate(jobs: list[Job], measure: str = "first", device: str = "auto", steps: int = 3,
              step_time: float | None = None) -> list[str]:
     """Fill ``job.seconds`` (None where a dataset size is unknown); return notes on what was timed."""
-    rates: dict[str, float] = {}
+    costs: dict[str, CellCost] = {}
     notes = []
     for job in jobs:
         key = _rate_key(job.cfg)
         if step_time is not None:
-            rates.setdefault(key, step_time)
-        elif key not in rates and (measure == "each" or not rates):
-            rates[key], what = step_seconds(job.cfg, device, iters=steps)
-            notes.append(f"step time {rates[key]:.4f} s/step: {what}")
-        rate = rates.get(key, next(iter(rates.values())) if rates else None)
-        if rate is None or any(n is None for n in job.train_images):
+            costs.setdefault(key, CellCost(step_time))
+        elif key not in costs and (measure == "each" or not costs):
+            c = costs[key] = cell_costs(job.cfg, device, iters=steps)
+            extra = "" if c.cache_point is None else f", cache build {c.prefix_s_per_image * 1e3:.2f} ms/image"
+            notes.append(f"step time {c.step_s:.4f} s/step, eval {c.eval_s_per_image * 1e3:.2f} ms/image{extra}: "
+                         f"{c.what}")
+        cost = costs.get(key, next(iter(costs.values())) if costs else None)
+        if cost is None or any(n is None for n in job.train_images):
             continue
         t = job.cfg.trainer
-        job.seconds = sum(int(t.epochs) * math.ceil(n / int(t.batch_size)) * rate for n in job.train_images)
+        job.seconds = sum(cost.run_seconds(int(t.epochs), n, int(t.batch_size), e)
+                          for n, e in zip(job.train_images, job.eval_images))
     if step_time is not None:
-        notes.append(f"step time {step_time:.4f} s/step, given with --step-time")
-    elif measure == "first" and len(rates) == 1 and len({_rate_key(j.cfg) for j in jobs}) > 1:
+        notes.append(f"step time {step_time:.4f} s/step, given with --step-time (training steps only)")
+    elif measure == "first" and len(costs) == 1 and len({_rate_key(j.cfg) for j in jobs}) > 1:
         notes.append("every cell assumed as fast as the first (methods and layers differ: --measure each)")
     return notes
 
@@ -218,7 +282,8 @@ def main(argv: list[str]) -> int:
     if known:
         total = sum(known)
         print(f"  estimated training time: {_hours(total)} on one device of this kind, all runs in sequence "
-              f"(an estimate: training steps only; divide by the devices used in parallel)")
+              f"(an estimate: training steps, evaluation and prefix-cache builds, not data loading or the efficiency "
+              f"measures; divide by the devices used in parallel)")
         print(f"  longest job: {_hours(max(known))} (set the launcher's timeout_min above it, or rely on requeue)")
     unknown = len(jobs) - len(known)
     if unknown and notes:

@@ -55,12 +55,15 @@ def _timed(fn, device, warmup: int, iters: int) -> float:
 
 def inference_throughput(model: nn.Module, batch_size: int, image_size: ImageSize,
                          device: torch.device | str, precision: str = "fp32", warmup: int = 10,
-                         iters: int = 40, in_chans: int = 3) -> dict:
-    """Images per second of eval-mode forward passes on one synthetic batch (model moved to device)."""
+                         iters: int = 40, in_chans: int = 3, inputs: torch.Tensor | None = None) -> dict:
+    """Images per second of eval-mode forward passes on one synthetic batch (model moved to device).
+
+    ``inputs``: the batch to use instead of random images (e.g. prefix-cache activations).
+    """
     device = torch.device(device)
     precision = normalize_precision(precision)
     model.to(device)
-    x = _batch(batch_size, image_size, in_chans, device)
+    x = inputs if inputs is not None else _batch(batch_size, image_size, in_chans, device)
 
     def step():
         with autocast(device, precision):
@@ -75,11 +78,13 @@ def inference_throughput(model: nn.Module, batch_size: int, image_size: ImageSiz
 def train_step_throughput(model: nn.Module, params: Iterable[torch.Tensor] | None,
                           batch_size: int, image_size: ImageSize, device: torch.device | str,
                           precision: str = "fp32", optimizer_name: str = "sgd", warmup: int = 10,
-                          iters: int = 40, in_chans: int = 3, num_classes: int | None = None) -> dict:
+                          iters: int = 40, in_chans: int = 3, num_classes: int | None = None,
+                          inputs: torch.Tensor | None = None) -> dict:
     """Images per second of forward + backward + optimizer step over ``params`` only.
 
     ``params`` defaults to every parameter with ``requires_grad``. Targets are random labels for a
     cross-entropy loss over the model's output width. The model is restored afterwards.
+    ``inputs``: the batch to use instead of random images (e.g. prefix-cache activations).
     """
     device = torch.device(device)
     precision = normalize_precision(precision)
@@ -87,7 +92,7 @@ def train_step_throughput(model: nn.Module, params: Iterable[torch.Tensor] | Non
     if params is None:
         params = [p for p in model.parameters() if p.requires_grad]
     params = list(params)
-    x = _batch(batch_size, image_size, in_chans, device)
+    x = inputs if inputs is not None else _batch(batch_size, image_size, in_chans, device)
     with state_restored(model):
         train_mode(model)
         if num_classes is None:
