@@ -174,3 +174,24 @@ def test_write_tables_formats(results):
     csv = pd.read_csv(out / "accuracy-effnet-fixed.csv", index_col=0)
     assert csv.loc["fmnist1k", "vp[flm]"] == "55.00 ± 5.00"
     assert (out / "bad_files.txt").read_text().count("\n") == 2
+
+
+def test_variants_of_one_method_never_share_a_cell(tmp_path):
+    # AP full vs per-channel at the same layer, VP pad vs expansive with the same head: four methods.
+    def with_variant(r, key, value):
+        return r | {"config": {"method": {"name": r["method"], key: value}}}
+    write_all(tmp_path, [
+        *(with_variant(record(f"apf-{s}", "fmnist1k", "ap", s, a, layers=["8"]), "shape", "full")
+          for s, a in [(0, 70), (1, 72)]),                                        # 71.00 ± 1.41
+        *(with_variant(record(f"apc-{s}", "fmnist1k", "ap", s, a, layers=["8"]), "shape", "channel")
+          for s, a in [(0, 60), (1, 62)]),                                        # 61.00 ± 1.41
+        with_variant(record("apf4", "fmnist1k", "ap", 0, 50.0, layers=["4"]), "shape", "full"),
+        with_variant(record("vpp", "fmnist1k", "vp", 0, 40.0, head="flm"), "variant", "pad"),
+        with_variant(record("vpe", "fmnist1k", "vp", 0, 45.0, head="flm"), "variant", "expansive"),
+        record("lp", "fmnist1k", "linear_probe", 0, 30.0),                        # no config: no variant
+    ])
+    df, _ = load_records(tmp_path)
+    table = accuracy_tables(df)[("effnet", "fixed")]
+    assert list(table.columns) == ["ap:channel@8", "ap:full@4", "ap:full@8", "linear_probe",
+                                   "vp:expansive[flm]", "vp:pad[flm]"]
+    assert table.loc["fmnist1k"].tolist() == ["61.00 ± 1.41", "50.00", "71.00 ± 1.41", "30.00", "45.00", "40.00"]

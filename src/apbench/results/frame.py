@@ -23,7 +23,11 @@ NUMERIC = ("metrics.val_top1", "metrics.test_top1", "metrics.train_loss",
            "efficiency.epoch_time_s", "efficiency.memory_bytes", "efficiency.train_throughput",
            "efficiency.infer_throughput", "efficiency.flops_infer")
 # Present even when no record carries them, so the table code never checks for columns.
-REQUIRED = (*TOP_KEYS, *NUMERIC, "hparams.edge_flags", "error_type", "error_message")
+REQUIRED = (*TOP_KEYS, *NUMERIC, "hparams.edge_flags", "error_type", "error_message", "variant")
+# The method option that makes two runs of one method different methods in a table (AP's full vs
+# per-channel prompt, VP's pad vs expansive frame, ...): dotted paths into the record's config.method.
+VARIANT_KEYS = {"ap": "shape", "vp": "variant", "vpt": "variant", "adapter": "variant",
+                "peft": "config.peft_type"}
 
 
 def _row(record: dict) -> dict:
@@ -31,7 +35,15 @@ def _row(record: dict) -> dict:
     row.update({s: record.get(s) or {} for s in SECTIONS})  # json_normalize flattens these
     error = record.get("error") or {}
     row["error_type"], row["error_message"] = error.get("type"), error.get("message")
+    row["variant"] = _variant(record)
     return row
+
+
+def _variant(record: dict) -> str:
+    value = ((record.get("config") or {}).get("method")) or {}
+    for part in VARIANT_KEYS.get(str(record.get("method")), "").split("."):
+        value = value.get(part) if isinstance(value, dict) and part else None
+    return "" if value is None or isinstance(value, (dict, list)) else str(value).lower()
 
 
 def _layers(value) -> tuple[str, ...]:
@@ -52,19 +64,24 @@ def layer_sort_key(layers: str) -> tuple:
     return tuple(part(p) for p in layers.split("+")) if layers else ()
 
 
-def method_labels(df: pd.DataFrame) -> pd.Series:
-    """``method[@layers][[head]]``: layers only when the method is swept over layers for that model,
-    head only when it is not the default linear one, so two head types never share a column."""
-    swept = df.groupby(["model", "method"], dropna=False)["layers_str"].transform("nunique") > 1
-    at = np.where(swept & (df["layers_str"] != ""), "@" + df["layers_str"], "")
+def method_labels(df: pd.DataFrame, layers: bool = True) -> pd.Series:
+    """``method[:variant][@layers][[head]]``: the variant (``VARIANT_KEYS``) and the layers only when
+    they vary for that model and method, the head only when it is not the default linear one, so two
+    variants or two head types never share a column. ``layers=False``: the series a layer sweep plots."""
+    by = df.groupby(["model", "method"], dropna=False)
+    varied = by["variant"].transform("nunique") > 1
+    kind = np.where(varied & (df["variant"] != ""), ":" + df["variant"], "")
+    swept = by["layers_str"].transform("nunique") > 1
+    at = np.where(layers & swept & (df["layers_str"] != ""), "@" + df["layers_str"], "")
     head = np.where(df["head"] != "linear", "[" + df["head"] + "]", "")
-    return (df["method"].astype(str) + at + head).astype(str)
+    return (df["method"].astype(str) + kind + at + head).astype(str)
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:
     df = pd.json_normalize([_row(r) for r in records], sep=".")
     df = df.reindex(columns=list(dict.fromkeys([*df.columns, *REQUIRED])))
     df["head"] = df["head"].fillna("linear").astype(str)
+    df["variant"] = df["variant"].fillna("").astype(str)
     df["method"] = df["method"].astype(str)
     df["layers"] = df["layers"].map(_layers)
     df["layers_str"] = df["layers"].map("+".join).astype(str)

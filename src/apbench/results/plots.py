@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .frame import layer_sort_key  # noqa: E402
+from .frame import layer_sort_key, method_labels  # noqa: E402
 from .tables import ACC, safe_name, final_ok, label_order  # noqa: E402
 
 SWEPT_METHOD = "ap"
@@ -42,9 +42,8 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path
     """Per model: AP test top-1 (mean ± std over seeds) at each layer point, input first, with the
     reference methods as horizontal lines."""
     ok = final_ok(df)
-    ap = ok[ok["method"] == SWEPT_METHOD]
-    # one curve per head type; the layers are the x axis
-    ap = ap.assign(series=SWEPT_METHOD + ("[" + ap["head"] + "]").where(ap["head"] != "linear", ""))
+    # one curve per variant and head type (e.g. ap, ap:channel, ap[flm]); the layers are the x axis
+    ap = ok.assign(series=method_labels(ok, layers=False))[ok["method"] == SWEPT_METHOD]
     refs = ok[ok["method"].isin(REFERENCE_METHODS)]
     written = []
     for model, part in ap.groupby("model"):

@@ -41,7 +41,7 @@ def final_ok(df: pd.DataFrame) -> pd.DataFrame:
 def label_order(labels) -> list[str]:
     """Columns grouped by method, then layers in network order (input, 0..N), then head."""
     def key(label: str):
-        m = re.fullmatch(r"([^@\[]+)(?:@([^\[]*))?(?:\[(.*)\])?", label)
+        m = re.fullmatch(r"([^@\[]+)(?:@([^\[]*))?(?:\[(.*)\])?", label)  # method[:variant]@layers[head]
         method, layers, head = m.groups() if m else (label, "", "")
         return (method, head or "", layer_sort_key(layers or ""))
     return sorted(set(labels), key=key)
