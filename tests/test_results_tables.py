@@ -116,9 +116,9 @@ def test_vtab_group_means_exact(results):
 
 
 def test_efficiency_table_means(tmp_path):
-    eff = [{"epoch_time_s": 10.0, "memory_bytes": 2_000_000, "train_throughput": 100.0,
+    eff = [{"epoch_time_s": 10.0, "train_time_s": 101.0, "memory_bytes": 2_000_000, "train_throughput": 100.0,
             "infer_throughput": 300.0, "flops_infer": 1e9},
-           {"epoch_time_s": 20.0, "memory_bytes": 4_000_000, "train_throughput": 200.0,
+           {"epoch_time_s": 20.0, "train_time_s": 203.0, "memory_bytes": 4_000_000, "train_throughput": 200.0,
             "infer_throughput": 500.0, "flops_infer": 1e9}]
     params = {"total": 9000, "trainable": 5000, "trainable_no_head": 4000}
     write_all(tmp_path, [record(f"lora-{i}", "d", "lora", i, 1.0, model="vit", params=params,
@@ -127,7 +127,7 @@ def test_efficiency_table_means(tmp_path):
     t = efficiency_tables(df)["vit"]
     assert t.loc["lora"].to_dict() == {
         "trainable params": 5000, "trainable w/o head": 4000, "train time/epoch (s)": 15.0,
-        "memory (MB)": 3.0, "train throughput (img/s)": 150.0, "infer throughput (img/s)": 400.0,
+        "train time (s)": 152.0, "memory (MB)": 3.0, "train throughput (img/s)": 150.0, "infer throughput (img/s)": 400.0,
         "GFLOPs (infer)": 1.0, "runs": 2}
 
 
@@ -195,3 +195,20 @@ def test_variants_of_one_method_never_share_a_cell(tmp_path):
     assert list(table.columns) == ["ap:channel@8", "ap:full@4", "ap:full@8", "linear_probe",
                                    "vp:expansive[flm]", "vp:pad[flm]"]
     assert table.loc["fmnist1k"].tolist() == ["61.00 ± 1.41", "50.00", "71.00 ± 1.41", "30.00", "45.00", "40.00"]
+
+
+def test_method_table_per_dataset(tmp_path):
+    from apbench.results.tables import method_tables
+    chose = {"val_top1": [{"lr": 0.01, "val_top1": 81.5}, {"lr": 0.1, "val_top1": 79.0}]}
+    recs = [record(f"ap8-{s}", "fmnist1k", "ap", s, a, layers=["8"], protocol="vtab1k", edge=["lr=low"])
+            for s, a in [(0, 70), (1, 72), (2, 74)]]                              # 72.00 ± 2.00†
+    recs.append(record("lp-0", "fmnist1k", "linear_probe", 0, 65.0, protocol="vtab1k",
+                       params={"total": 100, "trainable": 7, "trainable_no_head": 0}))
+    for r in recs:
+        r["hparams"] |= {"weight_decay": 0.0, "selected_from": chose}
+    write_all(tmp_path, recs + [record("ap8-sel", "fmnist1k", "ap", 0, 99.0, layers=["8"], stage="select")])
+    df, _ = load_records(tmp_path)
+    table = method_tables(df)[("effnet", "vtab1k", "fmnist1k")]
+    assert list(table.index) == ["ap", "linear_probe"]
+    assert table.loc["ap"].tolist() == ["72.00 ± 2.00\N{DAGGER}", 3, "0.01", "0", 81.5, 10]
+    assert table.loc["linear_probe"].tolist() == ["65.00", 1, "0.01", "0", 81.5, 7]

@@ -20,7 +20,7 @@ TOP_KEYS = ("run_id", "status", "dataset", "dataset_group", "protocol", "stage",
             "head", "layers", "seed", "started_at", "finished_at", "_path")
 NUMERIC = ("metrics.val_top1", "metrics.test_top1", "metrics.train_loss",
            "params.total", "params.trainable", "params.trainable_no_head",
-           "efficiency.epoch_time_s", "efficiency.memory_bytes", "efficiency.train_throughput",
+           "efficiency.epoch_time_s", "efficiency.train_time_s", "efficiency.memory_bytes", "efficiency.train_throughput",
            "efficiency.infer_throughput", "efficiency.flops_infer")
 # Present even when no record carries them, so the table code never checks for columns.
 REQUIRED = (*TOP_KEYS, *NUMERIC, "hparams.edge_flags", "error_type", "error_message", "variant")

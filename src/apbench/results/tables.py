@@ -26,6 +26,7 @@ EFFICIENCY_COLUMNS = {  # record column -> (table column, scale)
     "params.trainable": ("trainable params", 1),
     "params.trainable_no_head": ("trainable w/o head", 1),
     "efficiency.epoch_time_s": ("train time/epoch (s)", 1),
+    "efficiency.train_time_s": ("train time (s)", 1),  # all epochs + building a prefix cache
     "efficiency.memory_bytes": ("memory (MB)", 1e-6),
     "efficiency.train_throughput": ("train throughput (img/s)", 1),
     "efficiency.infer_throughput": ("infer throughput (img/s)", 1),
@@ -110,6 +111,40 @@ def accuracy_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
         table = table.fillna(MISSING_CELL)
         table.index.name, table.columns.name = "dataset", None
         tables[(str(model), str(protocol))] = table
+    return tables
+
+
+def _selection_val(hparams_selected) -> float:
+    """The validation score that chose the final runs' grid point (the best of the select runs)."""
+    scores = [p.get("val_top1") for p in hparams_selected or [] if isinstance(p, dict)]
+    scores = [v for v in scores if v is not None]
+    return max(scores) if scores else float("nan")
+
+
+def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
+    """{(model, protocol, dataset): table}, one row per method label: test top-1 mean ± std over the
+    final seeds, their number, the lr (and weight decay) the protocol chose, the validation score
+    that chose it, and trainable parameters. The single-dataset view of a study; † = grid edge."""
+    ok = final_ok(df).copy()
+    if ok.empty:
+        return {}
+    sel = ok.get("hparams.selected_from.val_top1", pd.Series([None] * len(ok), index=ok.index))
+    ok["val_selected"] = [_selection_val(v) if isinstance(v, list) else float("nan") for v in sel]
+    for col in ("hparams.lr", "hparams.weight_decay"):
+        ok[col] = pd.to_numeric(ok.get(col), errors="coerce")
+    tables = {}
+    for (model, protocol, dataset), part in ok.groupby(["model", "protocol", "dataset"], dropna=False):
+        g = part.groupby("label")
+        table = pd.DataFrame({
+            "test top-1": [_cell(m, s, e) for m, s, e in zip(g[ACC].mean(), g[ACC].std(),
+                                                                 g["hparams.edge_flags"].agg(_on_edge))],
+            "seeds": g[ACC].count(),
+            "lr": g["hparams.lr"].agg(lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique()))),
+            "wd": g["hparams.weight_decay"].agg(lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique()))),
+            "val (selection)": g["val_selected"].first().round(2),
+            "trainable params": g["params.trainable"].mean().round().astype("Int64"),
+        }, index=g[ACC].mean().index)
+        tables[(str(model), str(protocol), str(dataset))] = table.reindex(label_order(table.index)).rename_axis("method")
     return tables
 
 
@@ -207,6 +242,8 @@ def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
     written = []
     for (model, protocol), table in accuracy_tables(df).items():
         written += write_table(table, out, f"accuracy-{model}-{protocol}")
+    for (model, protocol, dataset), table in method_tables(df).items():
+        written += write_table(table, out, f"methods-{model}-{protocol}-{dataset}")
     stats_csv = out / "accuracy_long.csv"  # numbers unformatted, for re-plotting elsewhere
     accuracy_stats(df).to_csv(stats_csv, index=False)
     written.append(stats_csv)
