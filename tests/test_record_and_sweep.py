@@ -72,3 +72,15 @@ def test_resume_from_checkpoint_gives_identical_result(tmp_path, make_tiny):
     assert out["history"] == ref["history"]
     for n in ref_params:
         assert torch.equal(params[n], ref_params[n]), n
+
+
+def test_a_sweep_with_a_refused_cell_runs_the_others_and_exits_2(tiny_overrides, tmp_path):
+    # layer 9 does not exist in the tiny ResNet: that cell is refused, the other one still runs.
+    out = subprocess.run([sys.executable, "-m", "apbench", "run", "-m", *tiny_overrides,
+                          "method=ap", "method.layers=2,9"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "1 cell(s) of the sweep were refused" in out.stderr and "#1 " in out.stderr
+    assert "method.layers=9" in out.stderr.split("were refused")[1]
+    recs = list(iter_records(tmp_path / "runs"))
+    assert [(r["layers"], r["status"]) for r in recs] == [(["2"], "ok")]

@@ -41,9 +41,14 @@ def _in_shard(job_num: int) -> bool:
 
 
 def hydra_run(overrides: list[str]) -> int:
+    """Run one cell, or a sweep with ``-m``. A sweep goes on past a refused cell (bad input, invalid
+    config: no record) and ends with exit 2 listing them, so a script notices that cells are missing.
+    Cells run by an out-of-process launcher (submitit, SLURM) report in their own logs instead."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+
+    refused: list[str] = []
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def task(cfg):
@@ -64,6 +69,7 @@ def hydra_run(overrides: list[str]) -> int:
                     else "bad input" if isinstance(e, InputError) else "invalid configuration")
             print(f"apbench: {what}: {e.strerror if isinstance(e, OSError) else e}", file=sys.stderr)
             if multirun:  # the other cells of the sweep still run
+                refused.append(f"#{hc.job.num} {' '.join(hc.overrides.task)}: {what}")
                 return None
             sys.exit(1 if isinstance(e, RecordWriteError) else 2)
         for rec in recs:
@@ -72,6 +78,11 @@ def hydra_run(overrides: list[str]) -> int:
 
     sys.argv = ["apbench run", *overrides]
     task()
+    if refused:
+        print(f"apbench: {len(refused)} cell(s) of the sweep were refused and left no record "
+              "(the reasons are printed above; fix them and rerun the sweep: finished cells are skipped):\n  "
+              + "\n  ".join(refused), file=sys.stderr)
+        return 2
     return 0
 
 
