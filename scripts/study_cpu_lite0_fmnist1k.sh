@@ -17,7 +17,10 @@ if python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)
   X+=(model.preprocessing.image_size=224 "paths.results_dir=$PWD/$OUT/runs")
 fi
 X+=("$@")
-if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure each; }; else run() { apbench run "$@"; }; fi
+# A sweep with refused cells exits 2 after running the rest; go on with the other groups, fail at the end.
+status=0
+if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure each; }
+else run() { apbench run "$@" || status=$?; }; fi
 run -m "${X[@]}" method=linear_probe,full_ft,norm_tuning,bitfit,lora,ssf
 run -m "${X[@]}" method=adapter method.variant=conv
 run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16
@@ -25,3 +28,4 @@ run -m "${X[@]}" method=vp method.variant=pad method.pad_width=$PAD method.head=
 run -m "${X[@]}" method=vp method.variant=expansive method.inner_size=$INNER method.head=linear,flm,ilm
 run -m "${X[@]}" method=ap method.shape=channel method.layers=0,4,8,12,16
 [ "${PLAN_ONLY:-0}" = 1 ] || apbench results "$OUT/runs" --out "$OUT"
+exit $status
