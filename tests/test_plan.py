@@ -57,12 +57,14 @@ def test_the_estimate_follows_the_prefix_cache_decision(overrides, point):
     cost = plan.cell_costs(jobs[0].cfg, iters=1)
     assert cost.cache_point == point
     assert (cost.prefix_s_per_image > 0) == (point is not None) and cost.step_s > 0 and cost.eval_s_per_image > 0
+    assert cost.measure_s > 0  # trainer=fast keeps the efficiency measures on
 
 
 def test_a_run_costs_steps_plus_evaluation_plus_the_cache_build():
-    cached = plan.CellCost(step_s=0.5, eval_s_per_image=0.01, prefix_s_per_image=0.02, cache_point="3")
-    # 10 epochs x ceil(100/32)=4 steps x 0.5 s + 50 evaluated x 0.01 s + (100 + 50) cached x 0.02 s
-    assert cached.run_seconds(10, 100, 32, 50) == pytest.approx(20 + 0.5 + 3.0)
+    cached = plan.CellCost(step_s=0.5, eval_s_per_image=0.01, prefix_s_per_image=0.02, cache_point="3",
+                           measure_s=7.0)
+    # 10 epochs x ceil(100/32)=4 steps x 0.5 s + 50 evaluated x 0.01 s + (100 + 50) cached x 0.02 s + 7 s
+    assert cached.run_seconds(10, 100, 32, 50) == pytest.approx(20 + 0.5 + 3.0 + 7.0)
     uncached = plan.CellCost(step_s=0.5, eval_s_per_image=0.01, prefix_s_per_image=0.02, cache_point=None)
     assert uncached.run_seconds(10, 100, 32, 50) == pytest.approx(20 + 0.5)
 

@@ -8,8 +8,9 @@ count (and any composition error) is the one the real launch would meet. Nothing
 The time estimate times one cell on this machine (random weights, synthetic batch; nothing is
 downloaded): a few training steps, an evaluation forward and, where the run would use a prefix cache
 (same checks as the trainer), the suffix-only step plus the one-off cache build per image. Each run's
-figure is epochs x steps x step time + evaluated images x forward + cached images x build. Data
-loading, the efficiency measures and the test split of datasets whose size is unknown are not counted.
+figure is epochs x steps x step time + evaluated images x forward + cached images x build + the
+efficiency measures (full-model steps). Data loading and the test split of datasets whose size is
+unknown are not counted.
 """
 from __future__ import annotations
 
@@ -118,12 +119,13 @@ class CellCost:
     eval_s_per_image: float = 0.0     # one evaluation forward (suffix when cached)
     prefix_s_per_image: float = 0.0   # building the prefix cache, per image it covers
     cache_point: str | None = None    # where the cache would start, or None when the run has none
+    measure_s: float = 0.0            # the run's efficiency measures (full-model steps, fixed per run)
     what: str = ""
 
     def run_seconds(self, epochs: int, train_images: int, batch_size: int, eval_images: int) -> float:
         cached = train_images + eval_images if self.cache_point is not None else 0
         return (epochs * math.ceil(train_images / batch_size) * self.step_s
-                + eval_images * self.eval_s_per_image + cached * self.prefix_s_per_image)
+                + eval_images * self.eval_s_per_image + cached * self.prefix_s_per_image + self.measure_s)
 
 
 def _cache_point(adapted, cfg: DictConfig, input_size) -> tuple[object, tuple | None]:
@@ -172,11 +174,18 @@ def cell_costs(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: in
     point, shape = _cache_point(adapted, cfg, pre["input_size"])
     common = dict(device=dev, precision=precision, warmup=warmup, iters=iters)
     cost = CellCost(0.0, cache_point=None if point is None else point.key)
+    # The full model's figures: the step of an uncached run, and what every run's efficiency measures
+    # (trainer.throughput_warmup + _iters training and inference batches, plus ~2 steps for saved
+    # memory and FLOPs) cost; those always run on the full model, cache or not.
+    full_step = train_step_throughput(model, None, bs, pre["input_size"][1:], optimizer_name=t.optimizer,
+                                      inputs=images[:bs] if eval_bs >= bs else None, **common)["step_time_s"]
+    full_eval = inference_throughput(model, eval_bs, pre["input_size"][1:], inputs=images,
+                                     **common)["step_time_s"] / eval_bs
+    if t.get("measure_efficiency", True):
+        n = int(t.get("throughput_warmup", 3)) + int(t.get("throughput_iters", 10))
+        cost.measure_s = (n + 2) * full_step + n * bs * full_eval
     if point is None:
-        cost.step_s = train_step_throughput(model, None, bs, pre["input_size"][1:], optimizer_name=t.optimizer,
-                                            inputs=images[:bs] if eval_bs >= bs else None, **common)["step_time_s"]
-        cost.eval_s_per_image = inference_throughput(model, eval_bs, pre["input_size"][1:], inputs=images,
-                                                     **common)["step_time_s"] / eval_bs
+        cost.step_s, cost.eval_s_per_image = full_step, full_eval
     else:
         with torch.no_grad(), torch.autocast(dev.type, enabled=False):
             adapted.eval()
@@ -220,8 +229,8 @@ def estimate(jobs: list[Job], measure: str = "first", device: str = "auto", step
         elif key not in costs and (measure == "each" or not costs):
             c = costs[key] = cell_costs(job.cfg, device, iters=steps)
             extra = "" if c.cache_point is None else f", cache build {c.prefix_s_per_image * 1e3:.2f} ms/image"
-            notes.append(f"step time {c.step_s:.4f} s/step, eval {c.eval_s_per_image * 1e3:.2f} ms/image{extra}: "
-                         f"{c.what}")
+            notes.append(f"step time {c.step_s:.4f} s/step, eval {c.eval_s_per_image * 1e3:.2f} ms/image{extra}, "
+                         f"efficiency measures {c.measure_s:.1f} s/run: {c.what}")
         cost = costs.get(key, next(iter(costs.values())) if costs else None)
         if cost is None or any(n is None for n in job.train_images):
             continue
@@ -282,8 +291,8 @@ def main(argv: list[str]) -> int:
     if known:
         total = sum(known)
         print(f"  estimated training time: {_hours(total)} on one device of this kind, all runs in sequence "
-              f"(an estimate: training steps, evaluation and prefix-cache builds, not data loading or the efficiency "
-              f"measures; divide by the devices used in parallel)")
+              f"(an estimate: training steps, evaluation, prefix-cache builds and efficiency measures, not data "
+              f"loading; divide by the devices used in parallel)")
         print(f"  longest job: {_hours(max(known))} (set the launcher's timeout_min above it, or rely on requeue)")
     unknown = len(jobs) - len(known)
     if unknown and notes:
