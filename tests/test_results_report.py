@@ -19,7 +19,7 @@ def record(run_id, method, seed, acc, *, layers=(), head="linear", dataset="fmni
         "layers": list(layers), "seed": seed, "hparams": {"lr": 0.1, "edge_flags": []},
         "metrics": {"val_top1": acc, "test_top1": acc},
         "params": {"total": 10**6, "trainable": trainable, "trainable_no_head": trainable - 10},
-        "efficiency": {"epoch_time_s": 1.0}, "error": error,
+        "efficiency": {"epoch_time_s": 1.0}, "error": error, "wall_time_s": 60.0,
     }
 
 
@@ -63,6 +63,7 @@ def test_plots_are_png(results, tmp_path):
 def test_cli_writes_report_and_prints(results, capsys):
     assert main([str(results)]) == 0
     out, err = capsys.readouterr()
+    assert "compute: 18 runs (17 ok, 1 oom), 18.0 min of wall-clock in total" in out  # 18 x 60 s
     assert "| fmnist1k" in out and "71.00 ± 1.00" in out  # ap@8: 70, 71, 72
     assert "| 75.00 " in out                               # full_ft, one seed: precision kept
     assert "52.50 ± 0.71" in out                           # vp[flm]: 52, 53

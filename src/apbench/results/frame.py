@@ -17,8 +17,8 @@ from .store import iter_records
 # (wide, free-form and not needed by any table).
 SECTIONS = ("metrics", "params", "efficiency", "hparams")
 TOP_KEYS = ("run_id", "status", "dataset", "dataset_group", "protocol", "stage", "model", "method",
-            "head", "layers", "seed", "started_at", "finished_at", "_path")
-NUMERIC = ("metrics.val_top1", "metrics.test_top1", "metrics.train_loss",
+            "head", "layers", "seed", "started_at", "finished_at", "wall_time_s", "_path")
+NUMERIC = ("wall_time_s", "metrics.val_top1", "metrics.test_top1", "metrics.train_loss",
            "params.total", "params.trainable", "params.trainable_no_head",
            "efficiency.epoch_time_s", "efficiency.train_time_s", "efficiency.memory_bytes", "efficiency.train_throughput",
            "efficiency.infer_throughput", "efficiency.flops_infer")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from .frame import load_records
 from .plots import write_plots
-from .tables import (EXPECTED_NAME, accuracy_tables, failures_table, load_expected, missing_runs,
-                     to_markdown, write_tables)
+from .tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, load_expected,
+                     missing_runs, to_markdown, write_tables)
 
 EXIT_NO_RECORDS = 2
 
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     written = write_tables(df, out, bad_files=bad, expected=expected) + write_plots(df, out)
 
     print(f"{len(df)} records read from {args.dir}")
+    print(compute_summary(df))
     tables = accuracy_tables(df)
     for (model, protocol), table in tables.items():
         _section(f"test top-1 (%): {model}, {protocol}", to_markdown(table))

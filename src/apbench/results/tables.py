@@ -208,6 +208,17 @@ def missing_runs(df: pd.DataFrame, expected: list[dict]) -> pd.DataFrame:
     return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
 
 
+def compute_summary(df: pd.DataFrame) -> str:
+    """One line: how many runs by status and the wall-clock they took together (records' wall_time_s)."""
+    counts = df["status"].fillna("unknown").value_counts()
+    by_status = ", ".join(f"{n} {s}" for s, n in counts.items())
+    seconds = float(df["wall_time_s"].sum())
+    timed = int(df["wall_time_s"].notna().sum())
+    hours = f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+    return (f"compute: {len(df)} runs ({by_status}), {hours} of wall-clock in total "
+            f"(sum of wall_time_s over the {timed} runs that report it)")
+
+
 def safe_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name)
 
