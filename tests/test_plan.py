@@ -65,8 +65,22 @@ def test_a_run_costs_steps_plus_evaluation_plus_the_cache_build():
                            measure_s=7.0)
     # 10 epochs x ceil(100/32)=4 steps x 0.5 s + 50 evaluated x 0.01 s + (100 + 50) cached x 0.02 s + 7 s
     assert cached.run_seconds(10, 100, 32, 50) == pytest.approx(20 + 0.5 + 3.0 + 7.0)
+    assert cached.run_seconds(10, 100, 32, 50, build=False) == pytest.approx(20 + 0.5 + 7.0)  # from the store
     uncached = plan.CellCost(step_s=0.5, eval_s_per_image=0.01, prefix_s_per_image=0.02, cache_point=None)
     assert uncached.run_seconds(10, 100, 32, 50) == pytest.approx(20 + 0.5)
+
+
+def test_with_a_shared_store_only_the_first_select_and_final_runs_build(monkeypatch, tmp_path):
+    cost = plan.CellCost(step_s=0.0, eval_s_per_image=0.0, prefix_s_per_image=1.0, cache_point="3")
+    monkeypatch.setattr(plan, "cell_costs", lambda *a, **k: cost)
+    base = ["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu", "method=ap",
+            "method.layers=3", "protocol=vtab1k", "protocol.grid.lr=[0.1,0.01]", "protocol.grid.weight_decay=[0.0]"]
+    alone, = plan.sweep_jobs(base, str(CONF))
+    shared, = plan.sweep_jobs(base + [f"trainer.prefix_cache_dir={tmp_path}"], str(CONF))
+    plan.estimate([alone]), plan.estimate([shared])
+    # fmnist_tiny: a select run caches 40 train + 20 val, a final run 60 train+val + 20 test; 1 s each
+    assert alone.seconds == pytest.approx(2 * 60 + 5 * 80)
+    assert shared.seconds == pytest.approx(60 + 80)
 
 
 def test_cli_output_and_dry_run(capsys):

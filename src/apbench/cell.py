@@ -54,7 +54,8 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
         adapted, {"train": splits.train, "val": splits.val, "test": test_set},
         deterministic=bool(splits.info.get("deterministic_train")), mode=cfg.trainer.get("prefix_cache", "auto"),
         max_gb=float(cfg.trainer.get("prefix_cache_max_gb", 4.0)), input_size=pre["input_size"],
-        batch_size=settings.eval_batch_size, amp=settings.amp, device=device)
+        batch_size=settings.eval_batch_size, amp=settings.amp, device=device,
+        store_dir=cfg.trainer.get("prefix_cache_dir"))
     record["prefix_cache"] = cache.info
     if on_ready:  # data, weights and the prefix cache are in place: the run is underway
         on_ready()

@@ -122,8 +122,10 @@ class CellCost:
     measure_s: float = 0.0            # the run's efficiency measures (full-model steps, fixed per run)
     what: str = ""
 
-    def run_seconds(self, epochs: int, train_images: int, batch_size: int, eval_images: int) -> float:
-        cached = train_images + eval_images if self.cache_point is not None else 0
+    def run_seconds(self, epochs: int, train_images: int, batch_size: int, eval_images: int,
+                    build: bool = True) -> float:
+        """``build=False``: the activations come from a shared store (``trainer.prefix_cache_dir``)."""
+        cached = train_images + eval_images if self.cache_point is not None and build else 0
         return (epochs * math.ceil(train_images / batch_size) * self.step_s
                 + eval_images * self.eval_s_per_image + cached * self.prefix_s_per_image + self.measure_s)
 
@@ -235,8 +237,10 @@ def estimate(jobs: list[Job], measure: str = "first", device: str = "auto", step
         if cost is None or any(n is None for n in job.train_images):
             continue
         t = job.cfg.trainer
-        job.seconds = sum(cost.run_seconds(int(t.epochs), n, int(t.batch_size), e)
-                          for n, e in zip(job.train_images, job.eval_images))
+        shared = bool(t.get("prefix_cache_dir"))  # only the first select and the first final run build
+        job.seconds = sum(cost.run_seconds(int(t.epochs), n, int(t.batch_size), e,
+                                           build=not shared or i in (0, job.select_runs))
+                          for i, (n, e) in enumerate(zip(job.train_images, job.eval_images)))
     if step_time is not None:
         notes.append(f"step time {step_time:.4f} s/step, given with --step-time (training steps only)")
     elif measure == "first" and len(costs) == 1 and len({_rate_key(j.cfg) for j in jobs}) > 1:

@@ -25,6 +25,7 @@ def run_id_of(cfg: DictConfig) -> str:
     for key in _NOT_IDENTITY:
         c.pop(key, None)
     c.get("trainer", {}).pop("progress", None)
+    c.get("trainer", {}).pop("prefix_cache_dir", None)  # a shared store gives bit-identical activations
     for key in ("cache", "cache_dir"):  # how images are read, not what is computed
         c.get("dataset", {}).pop(key, None)
     return hashlib.sha1(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -26,7 +26,7 @@ class InputError(ConfigError):
 
 METHOD_RESERVED = {"name", "head", "lr_scale"}
 TRAINER_EXTRA = {"measure_efficiency", "throughput_warmup", "throughput_iters",
-                 "prefix_cache", "prefix_cache_max_gb", "channels_last", "compile"}
+                 "prefix_cache", "prefix_cache_max_gb", "prefix_cache_dir", "channels_last", "compile"}
 
 
 def _choice(value, choices, key):
@@ -62,6 +62,14 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     _positive(t.get("prefix_cache_max_gb", 4.0), "trainer.prefix_cache_max_gb")
+    if t.get("prefix_cache_dir") is not None:
+        from .engine.prefix_store import PrefixStore
+        try:
+            PrefixStore(str(t["prefix_cache_dir"])).check_writable()
+        except OSError as e:
+            raise ConfigError(f"trainer.prefix_cache_dir={t['prefix_cache_dir']!r} is not a writable folder "
+                              f"({e.strerror or e}); give a folder you can write, or null to keep the "
+                              "prefix cache in memory only") from None
     for key in ("channels_last", "compile"):
         _choice(t.get(key, False), (True, False), f"trainer.{key}")
     _positive(t.get("epochs"), "trainer.epochs", integer=True)

@@ -10,6 +10,9 @@ the cache is active (``models.suffix.as_suffix``: same model object, same parame
     with cache.active(adapted):
         fit(adapted, cache.sets["train"], ...)
 
+With ``store_dir`` the activations are also kept on disk and reused by later runs that would compute
+exactly the same ones (the other grid points and seeds of a sweep): see ``engine.prefix_store``.
+
 Without a valid point, ``prepare`` returns a cache that is off (``info["reason"]`` says why) whose
 ``sets`` are the datasets given and whose ``active`` does nothing, so callers need no branches.
 """
@@ -26,6 +29,7 @@ from torch.utils.data import Dataset, TensorDataset
 from ..models.layers import Point, _unwrap, block_points
 from ..models.suffix import as_suffix, bypassed_hooks, run_prefix, hooked_descendants
 from ._step import model_device, modes_restored
+from .prefix_store import PrefixStore, lookup_or_build, model_fingerprint
 
 MODES = ("auto", "off")
 GB = 1024 ** 3
@@ -103,9 +107,12 @@ def choose_point(adapted, input_size) -> tuple[Point | None, str, tuple[int, ...
 
 def prepare(adapted, datasets: Mapping[str, Dataset | None], *, deterministic: bool, mode: str = "auto",
             max_gb: float = 4.0, input_size=None, batch_size: int = 128, amp: str = "none",
-            device: torch.device | str | None = None) -> PrefixCache:
+            device: torch.device | str | None = None, store_dir: str | None = None) -> PrefixCache:
     """Decide whether a prefix cache is valid for this run and, if so, build it for ``datasets``
-    (``None`` entries are skipped: e.g. a test split a non-final run never opens)."""
+    (``None`` entries are skipped: e.g. a test split a non-final run never opens).
+
+    ``store_dir``: load each split's activations from there when an earlier run saved exactly these
+    (``engine.prefix_store``), and save them there otherwise."""
     sets = {name: ds for name, ds in datasets.items() if ds is not None}
     if normalize_mode(mode) == "off":
         return _off("trainer.prefix_cache=off", sets)
@@ -136,10 +143,19 @@ def prepare(adapted, datasets: Mapping[str, Dataset | None], *, deterministic: b
         store = torch.float16  # over budget at full precision: halve it, exactness traded for fitting
 
     device = torch.device(device) if device is not None else model_device(adapted.model)
-    built, times = {}, {}
+    disk = PrefixStore(store_dir) if store_dir else None
+    fingerprint = model_fingerprint(adapted.model) if disk else None
+    built, times, stored = {}, {}, {}
     for name, ds in sets.items():
         t0 = time.perf_counter()
-        built[name] = _build(adapted, ds, point, store, batch_size, amp, device)
+        build = lambda ds=ds: _build(adapted, ds, point, store, batch_size, amp, device)  # noqa: E731
+        if disk is None:
+            built[name] = build()
+        else:  # hashing the inputs and reading the entry count as build time: they are what the run pays
+            from .loop import loader
+            built[name], stored[name] = lookup_or_build(
+                disk, fingerprint, ds, loader(ds, batch_size, False, 0, 0), build, point=point.key, dtype=store,
+                amp=amp, batch_size=batch_size, device=device)
         times[name] = time.perf_counter() - t0
     nbytes = sum(t.tensors[0].numel() * t.tensors[0].element_size() for t in built.values())
     info = {"used": True, "reason": "ok" if store == model_dtype else
@@ -147,6 +163,8 @@ def prepare(adapted, datasets: Mapping[str, Dataset | None], *, deterministic: b
             "point": point.key, "bytes": nbytes, "build_time_s": sum(times.values()),
             "build_time_by_split_s": times, "dtype": str(store).replace("torch.", ""),
             "shape": list(shape), "images": {n: len(d) for n, d in built.items()}}
+    if disk is not None:
+        info["store"] = {"dir": str(disk.root), "splits": stored}
     return PrefixCache(info, built, point, model_dtype if store != model_dtype else None)
 
 
