@@ -23,10 +23,11 @@ REFERENCE_METHODS = ("vp", "norm_tuning", "linear_probe", "full_ft")  # drawn as
 MARKERS = "osD^v<>pP*Xh"
 
 
-def _panels(n: int, size: float = 3.6):
+def _panels(n: int, size: float = 3.6, width: float | None = None):
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 1.5, size * rows), squeeze=False)
+    width = width or size
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 1.5, size * rows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
@@ -48,7 +49,8 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path
     written = []
     for model, part in ap.groupby("model"):
         datasets = sorted(part["dataset"].unique())
-        fig, axes = _panels(len(datasets))
+        most = part.groupby("dataset")["layers_str"].nunique().max()
+        fig, axes = _panels(len(datasets), width=max(3.6, 0.3 * most))  # room for every layer label
         for ax, dataset in zip(axes, datasets):
             points = part[part["dataset"] == dataset]
             order = sorted(points["layers_str"].unique(), key=layer_sort_key)
@@ -59,13 +61,19 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path
                 ax.errorbar([x[k] for k in s.index], s["mean"], yerr=s["std"].fillna(0),
                             marker="o", capsize=3, label=name)
             ref = refs[(refs["model"] == model) & (refs["dataset"] == dataset)]
-            for i, (label, acc) in enumerate(ref.groupby("label")[ACC].mean().items()):
-                # colours from C5 on: the AP curves (one per head) take C0, C1, ...
-                ax.axhline(acc, linestyle=("--", ":", "-.")[i % 3], color=f"C{(i + 5) % 10}", label=label)
+            curves = points["series"].nunique()
+            refs_here = ref.groupby("label")[ACC].mean()
+            for i, label in enumerate(label_order(refs_here.index)):
+                # colours after the AP curves' (C0, C1, ... one per variant/head), then tab20 past ten
+                color = f"C{curves + i}" if curves + i < 10 else plt.get_cmap("tab20")((curves + i) % 20)
+                ax.axhline(refs_here[label], linestyle=("--", ":", "-.")[i % 3], color=color, label=label)
             ax.set_xticks(range(len(order)), order, rotation=45 if len(order) > 10 else 0)
             ax.set(title=dataset, xlabel="layer point", ylabel="test top-1 (%)")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize="small")
+            if curves + len(refs_here) > 5:  # a long legend goes beside the axes, not over the curves
+                ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+            else:
+                ax.legend(fontsize="small")
         fig.suptitle(f"{model}: activation prompt by layer")
         written.append(_save(fig, Path(out_dir) / f"layers-{safe_name(str(model))}.png"))
     return written
