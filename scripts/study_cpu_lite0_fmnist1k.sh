@@ -26,6 +26,6 @@ run -m "${X[@]}" method=adapter method.variant=conv
 run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16
 run -m "${X[@]}" method=vp method.variant=pad method.pad_width=$PAD method.head=linear,flm,ilm
 run -m "${X[@]}" method=vp method.variant=expansive method.inner_size=$INNER method.head=linear,flm,ilm
-run -m "${X[@]}" method=ap method.shape=channel method.layers=0,4,8,12,16
+run -m "${X[@]}" method=ap method.shape=channel method.layers=0,8,16
 [ "${PLAN_ONLY:-0}" = 1 ] || apbench results "$OUT/runs" --out "$OUT"
 exit $status
