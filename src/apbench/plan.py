@@ -120,6 +120,7 @@ class CellCost:
     prefix_s_per_image: float = 0.0   # building the prefix cache, per image it covers
     cache_point: str | None = None    # where the cache would start, or None when the run has none
     measure_s: float = 0.0            # the run's efficiency measures (full-model steps, fixed per run)
+    full_step_s: float = 0.0          # one training step of the full model (= step_s without a cache)
     what: str = ""
 
     def run_seconds(self, epochs: int, train_images: int, batch_size: int, eval_images: int,
@@ -142,6 +143,24 @@ def _cache_point(adapted, cfg: DictConfig, input_size) -> tuple[object, tuple | 
     return point, shape
 
 
+def build_cell(cfg: DictConfig, device):
+    """``cfg``'s cell ready to train, with random weights (costs do not depend on them, and nothing is
+    downloaded): ``(model, adapted, head, preprocessing)``."""
+    from . import methods
+    from .models.factory import build_model
+    from .validate import METHOD_RESERVED
+
+    mc = OmegaConf.to_container(cfg.model, resolve=True) | {"weights": "random"}
+    built = build_model(mc, device)
+    model, pre = built.model, built.preprocessing
+    m = OmegaConf.to_container(cfg.method, resolve=True)
+    head = methods.setup_head(model, m.get("head", "linear"), int(cfg.dataset.get("num_classes") or 10), seed=0)
+    args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
+    adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head.prefixes, **args)
+    head.attach(adapted)
+    return model, adapted, head, pre
+
+
 def cell_costs(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: int = 3) -> CellCost:
     """Time ``cfg``'s cell on this machine: a training step, an evaluation forward and, where the
     run would use a prefix cache, the suffix-only step and the cache build per image.
@@ -153,22 +172,13 @@ def cell_costs(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: in
 
     import torch
 
-    from . import methods
     from .engine.speed import inference_throughput, train_step_throughput
     from .env import resolve_device
-    from .models.factory import build_model
     from .models.suffix import as_suffix, run_prefix
-    from .validate import METHOD_RESERVED
 
     dev = resolve_device(device if device != "auto" else cfg.get("device", "auto"))
-    mc = OmegaConf.to_container(cfg.model, resolve=True) | {"weights": "random"}
-    built = build_model(mc, dev)
-    model, pre = built.model, built.preprocessing
+    model, adapted, head, pre = build_cell(cfg, dev)
     m = OmegaConf.to_container(cfg.method, resolve=True)
-    head = methods.setup_head(model, m.get("head", "linear"), int(cfg.dataset.get("num_classes") or 10), seed=0)
-    args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
-    adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head.prefixes, **args)
-    head.attach(adapted)
     t = cfg.trainer
     precision = t.amp if t.amp != "none" else "fp32"
     bs, eval_bs = int(t.batch_size), int(t.get("eval_batch_size", t.batch_size))
@@ -186,6 +196,7 @@ def cell_costs(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: in
     if t.get("measure_efficiency", True):
         n = int(t.get("throughput_warmup", 3)) + int(t.get("throughput_iters", 10))
         cost.measure_s = (n + 2) * full_step + n * bs * full_eval
+    cost.full_step_s = full_step
     if point is None:
         cost.step_s, cost.eval_s_per_image = full_step, full_eval
     else:

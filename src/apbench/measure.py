@@ -1,0 +1,127 @@
+"""``apbench measure [OVERRIDES...]``: the efficiency of every cell of a sweep, measured back to back.
+
+Run records carry their own efficiency figures, but each was measured whenever that run happened: on
+a shared machine their timings are not comparable. This command builds every distinct cell of
+``apbench run -m OVERRIDES`` (random weights, nothing trained or downloaded) and measures them one
+after another in one process, with the same functions the records use (``engine.efficiency``):
+trainable parameters, training memory, full-model train-step and inference throughput, FLOPs, plus
+the train step as the run takes it (the suffix only, where the prefix cache applies; timed by
+``plan.cell_costs`` together with the full-model step, so the two columns share one measurement).
+Ratios are against a baseline method measured in the same pass.
+
+    apbench measure experiment=cpu_lite0_fmnist1k method=linear_probe,full_ft,ap method.layers=... \\
+        --baseline full_ft --out results/cpu-lite0-fmnist1k
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from . import plan
+
+
+def _layers_str(layers) -> str:
+    if layers is None:
+        return ""
+    return "+".join(str(v) for v in layers) if isinstance(layers, (list, tuple)) else str(layers)
+
+
+def measure_cells(jobs: list[plan.Job], device: str = "auto", warmup: int = 2, iters: int = 5,
+                  progress=print) -> pd.DataFrame:
+    """One row per distinct cell (same model/method/batch/cache setting measured once)."""
+    from .engine.efficiency import measure_all
+    from .env import resolve_device
+    from .results.frame import _variant
+
+    distinct = {}
+    for job in jobs:
+        distinct.setdefault(plan._rate_key(job.cfg), job.cfg)
+    rows = []
+    for i, cfg in enumerate(distinct.values(), 1):
+        m = OmegaConf.to_container(cfg.method, resolve=True)
+        dev = resolve_device(device if device != "auto" else cfg.get("device", "auto"))
+        t = cfg.trainer
+        precision = t.amp if t.amp != "none" else "fp32"
+        model, adapted, head, pre = plan.build_cell(cfg, dev)
+        adapted.eval()  # as the records measure: dropout off, frozen BN in eval
+        eff = measure_all(model, head.prefixes, adapted.inserted, pre["input_size"][1:], dev, t.optimizer,
+                          int(t.batch_size), precision, warmup=warmup, iters=iters)
+        del model, adapted
+        cost = plan.cell_costs(cfg, device, warmup=warmup, iters=iters)
+        e, p = eff["efficiency"], eff["params"]
+        rows.append({
+            "model": cfg.model.get("id", cfg.model.name), "method": m["name"], "head": m.get("head", "linear"),
+            "variant": _variant({"method": m["name"], "config": {"method": m}}),
+            "layers_str": _layers_str(m.get("layers")),
+            "trainable": p["trainable"], "trainable_no_head": p["trainable_no_head"],
+            "memory_MB": e["memory_bytes"] / 1e6,
+            "full_step_ms": 1e3 * cost.full_step_s,
+            "step_ms": 1e3 * cost.step_s, "cache_point": cost.cache_point or "-",
+            "infer_img_s": e["infer_throughput"], "gflops_infer": e["flops_infer"] / 1e9,
+        })
+        progress(f"[apbench measure] {i}/{len(distinct)} {m['name']} "
+                 f"layers={rows[-1]['layers_str'] or '-'} head={rows[-1]['head']}: "
+                 f"{rows[-1]['memory_MB']:.1f} MB, step {rows[-1]['step_ms']:.1f} ms")
+    return pd.DataFrame(rows)
+
+
+def table(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+    """Rows in method-label order; ``x``-columns are baseline / method (above 1: cheaper than it)."""
+    from .results.frame import method_labels
+    from .results.tables import label_order
+
+    df = df.assign(label=method_labels(df)).set_index("label")
+    out = pd.DataFrame({
+        "trainable params": df["trainable"], "trainable w/o head": df["trainable_no_head"],
+        "memory (MB)": df["memory_MB"].round(1),
+        "train step, full model (ms)": df["full_step_ms"].round(1),
+        "train step as run (ms)": df["step_ms"].round(1), "prefix cache from": df["cache_point"],
+        "infer (img/s)": df["infer_img_s"].round(1), "GFLOPs": df["gflops_infer"].round(3),
+    })
+    if baseline is not None:
+        if baseline not in df.index:
+            raise SystemExit(f"apbench measure: baseline {baseline!r} is not among the cells: "
+                             f"{', '.join(label_order(df.index))}")
+        b = df.loc[baseline]
+        out[f"memory x ({baseline})"] = (b["memory_MB"] / df["memory_MB"]).round(2)
+        out[f"step x ({baseline})"] = (b["step_ms"] / df["step_ms"]).round(2)
+    return out.reindex(label_order(out.index)).rename_axis("method")
+
+
+def machine_description() -> str:
+    import os
+
+    import timm
+    import torch
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"torch {torch.__version__}, timm {timm.__version__}, {torch.get_num_threads()} torch thread(s), "
+            f"{os.cpu_count()} cores, load average {load:.1f} at the end")
+
+
+def main(argv: list[str]) -> int:
+    from .cli import CONF_DIR
+    from .results.tables import to_markdown, write_table
+
+    ap = argparse.ArgumentParser(prog="apbench measure", description=__doc__.split("\n\n")[0])
+    ap.add_argument("overrides", nargs="*")
+    ap.add_argument("--baseline", default="full_ft", help="method label the ratios divide by ('' for none)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", type=Path, default=None, help="also write efficiency-measured-<model>.md/csv/tex here")
+    a = ap.parse_args([x for x in argv if x not in ("-m", "--multirun")])
+    df = measure_cells(plan.sweep_jobs(a.overrides, str(CONF_DIR)), a.device, a.warmup, a.iters,
+                       progress=lambda s: print(s, file=sys.stderr))
+    print(machine_description())
+    for model, part in df.groupby("model"):
+        t = table(part, a.baseline or None)
+        print(f"\n## {model}: measured back to back, {a.warmup} warm-up + {a.iters} timed steps each\n")
+        print(to_markdown(t))
+        if a.out is not None:
+            a.out.mkdir(parents=True, exist_ok=True)
+            write_table(t, a.out, f"efficiency-measured-{model}")
+    return 0
