@@ -27,5 +27,9 @@ run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,1
 run -m "${X[@]}" method=vp method.variant=pad method.pad_width=$PAD method.head=linear,flm,ilm
 run -m "${X[@]}" method=vp method.variant=expansive method.inner_size=$INNER method.head=linear,flm,ilm
 run -m "${X[@]}" method=ap method.shape=channel method.layers=0,8,16
-[ "${PLAN_ONLY:-0}" = 1 ] || apbench results "$OUT/runs" --out "$OUT"
+if [ "${PLAN_ONLY:-0}" != 1 ]; then
+  apbench results "$OUT/runs" --out "$OUT"
+  # the efficiency table measured back to back in one process (the records' own timings depend on load)
+  apbench measure --records "$OUT/runs" --baseline full_ft --out "$OUT" > "$OUT/efficiency-measured.txt"
+fi
 exit $status

@@ -34,3 +34,19 @@ def test_ratios_are_against_the_baseline_of_the_same_pass(measured):
     assert t.loc["ap@3", "prefix cache from"] == "3" and t.loc["full_ft", "prefix cache from"] == "-"
     with pytest.raises(SystemExit, match="baseline 'vp' is not among the cells: ap@1, ap@3, full_ft, linear_probe"):
         measure.table(measured, "vp")
+
+
+def test_cells_from_records_and_the_cli(tiny_overrides, tmp_path, capsys):
+    from apbench.cli import main
+    from apbench.run import run
+    from conftest import compose
+
+    for method in ("linear_probe", "full_ft"):
+        assert run(compose(*tiny_overrides, f"method={method}", "trainer.measure_efficiency=false"))["status"] == "ok"
+    jobs = measure.jobs_from_records(tmp_path / "runs")
+    assert sorted(j.cfg.method.name for j in jobs) == ["full_ft", "linear_probe"]
+    assert main(["measure", "--records", str(tmp_path / "runs"), "--iters", "1", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "| linear_probe " in out and "memory x (full_ft)" in out
+    assert (tmp_path / "out" / "efficiency-measured-tiny_resnet.md").is_file()
+    assert main(["measure", "--records", str(tmp_path / "nothing")]) == 2

@@ -9,8 +9,8 @@ the train step as the run takes it (the suffix only, where the prefix cache appl
 ``plan.cell_costs`` together with the full-model step, so the two columns share one measurement).
 Ratios are against a baseline method measured in the same pass.
 
-    apbench measure experiment=cpu_lite0_fmnist1k method=linear_probe,full_ft,ap method.layers=... \\
-        --baseline full_ft --out results/cpu-lite0-fmnist1k
+    apbench measure experiment=cpu_lite0_fmnist1k method=linear_probe,full_ft --baseline full_ft
+    apbench measure --records results/cpu-lite0-fmnist1k/runs --out results/cpu-lite0-fmnist1k
 """
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ def _layers_str(layers) -> str:
     if layers is None:
         return ""
     return "+".join(str(v) for v in layers) if isinstance(layers, (list, tuple)) else str(layers)
+
+
+def jobs_from_records(root) -> list[plan.Job]:
+    """One job per final ``ok`` record under ``root``, from the config the record stores."""
+    from .results.store import iter_records
+
+    return [plan.Job(0, [], OmegaConf.create(r["config"])) for r in iter_records(root)
+            if r.get("status") == "ok" and r.get("stage") == "final" and r.get("config")]
 
 
 def measure_cells(jobs: list[plan.Job], device: str = "auto", warmup: int = 2, iters: int = 5,
@@ -108,14 +116,24 @@ def main(argv: list[str]) -> int:
 
     ap = argparse.ArgumentParser(prog="apbench measure", description=__doc__.split("\n\n")[0])
     ap.add_argument("overrides", nargs="*")
+    ap.add_argument("--records", type=Path, default=None,
+                    help="measure the cells of the final ok records under this folder instead of a sweep")
     ap.add_argument("--baseline", default="full_ft", help="method label the ratios divide by ('' for none)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=None, help="also write efficiency-measured-<model>.md/csv/tex here")
     a = ap.parse_args([x for x in argv if x not in ("-m", "--multirun")])
-    df = measure_cells(plan.sweep_jobs(a.overrides, str(CONF_DIR)), a.device, a.warmup, a.iters,
-                       progress=lambda s: print(s, file=sys.stderr))
+    if a.records is not None:
+        if a.overrides:
+            ap.error("give either OVERRIDES or --records, not both")
+        jobs = jobs_from_records(a.records)
+        if not jobs:
+            print(f"apbench measure: no final ok record with a config under {a.records}", file=sys.stderr)
+            return 2
+    else:
+        jobs = plan.sweep_jobs(a.overrides, str(CONF_DIR))
+    df = measure_cells(jobs, a.device, a.warmup, a.iters, progress=lambda s: print(s, file=sys.stderr))
     print(machine_description())
     for model, part in df.groupby("model"):
         t = table(part, a.baseline or None)
