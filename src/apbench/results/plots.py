@@ -63,10 +63,23 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path
             ref = refs[(refs["model"] == model) & (refs["dataset"] == dataset)]
             curves = points["series"].nunique()
             refs_here = ref.groupby("label")[ACC].mean()
+            # The y range follows the AP curves (and references near them); a reference far off
+            # (e.g. VP with label mapping at half the accuracy) is listed with its value instead of
+            # squashing the curves into a flat line.
+            means = points.groupby(["series", "layers_str"])[ACC].mean()
+            lo, hi = float(means.min()), float(means.max())
+            near = refs_here[(refs_here >= lo - 10) & (refs_here <= hi + 10)]
+            lo, hi = min([lo, *near]), max([hi, *near])
+            pad = max(1.0, 0.1 * (hi - lo))
+            ax.set_ylim(lo - pad, hi + pad)
+            palette = plt.get_cmap("Dark2").colors  # references: not the AP curves' tab10 colours
             for i, label in enumerate(label_order(refs_here.index)):
-                # colours after the AP curves' (C0, C1, ... one per variant/head), then tab20 past ten
-                color = f"C{curves + i}" if curves + i < 10 else plt.get_cmap("tab20")((curves + i) % 20)
-                ax.axhline(refs_here[label], linestyle=("--", ":", "-.")[i % 3], color=color, label=label)
+                acc = refs_here[label]
+                style = dict(linestyle=("--", ":", "-.")[i % 3], color=palette[i % len(palette)])
+                if label in near.index:
+                    ax.axhline(acc, label=f"{label} ({acc:.1f})", **style)
+                else:
+                    ax.plot([], [], label=f"{label} ({acc:.1f}, off scale)", **style)
             ax.set_xticks(range(len(order)), order, rotation=45 if len(order) > 10 else 0)
             ax.set(title=dataset, xlabel="layer point", ylabel="test top-1 (%)")
             ax.grid(alpha=0.3)
