@@ -61,13 +61,15 @@ def test_suite_sweeps_exactly_its_members(suite):
 
 def test_multirun_suite_launches_every_member(tmp_path):
     """`apbench run -m +suite=fgvc` starts one job per member; with no data each fails before training,
-    as bad input: no record, a message naming the missing folder, and the sweep goes on to the next."""
+    as bad input: no record, a message naming the missing folder, and the sweep goes on to the next,
+    then exits 2 listing the refused cells."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1] / "src"),
                                                        os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "apbench", "run", "-m", "+suite=fgvc", "model=tiny_resnet", "trainer=fast",
            "device=cpu", "trainer.progress=false", f"paths.root_dir={tmp_path}", f"paths.data_root={tmp_path}/data"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.returncode == 2, out.stderr[-2000:]  # all five refused: the sweep says so at its end
+    assert f"{len(FGVC_NAMES)} cell(s) of the sweep were refused" in out.stderr
     assert not list((tmp_path / "runs").glob("*/record.json"))
     assert out.stdout.count("Launching 5 jobs") == 1 or out.stderr.count("Launching 5 jobs") == 1
     assert out.stderr.count("apbench: bad input:") == len(FGVC_NAMES)

@@ -1,6 +1,7 @@
 """One `-m` sweep with a run that raises, one whose loss turns NaN, one that runs out of memory and one
 with a missing data folder: the others finish, every failure during a run leaves a record saying what
-happened (the bad input, refused before training, leaves none), and the report lists them.
+happened (the bad input, refused before training, leaves none, and makes the sweep exit 2 at its
+end), and the report lists them.
 
 All three are real triggers, no test hooks:
   raise -- dataset.test_size larger than the test set: found only when the test split is opened,
@@ -36,7 +37,10 @@ def test_failures_inside_a_sweep_are_recorded_and_the_rest_completes(tmp_path, t
         (conf / f"{name}.yaml").write_text("# @package _global_\n" + body)
     out = apbench(*tiny(tmp_path, f"+case={','.join(CASES)}", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
                         multirun=True), cwd=tmp_path, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    # every other cell ran; the refused one makes the sweep end with exit 2, named in the summary
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "1 cell(s) of the sweep were refused" in out.stderr
+    assert "+case=missing_data: bad input" in out.stderr.split("were refused")[1]
 
     recs = list(iter_records(tmp_path / "runs"))
     tally.lost_or_corrupt += RECORDED - len(recs)
