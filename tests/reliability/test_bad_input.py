@@ -114,7 +114,7 @@ def _cases(w: Path) -> dict:
                                                                         "run `apbench run` first"]),
         "layers_bad_image_size": (["layers", "tiny_resnet", "--image-size", "-3"],
                                   ["--image-size -3 must be a positive number of pixels", "--image-size 224"]),
-        "unknown_command": (["trian"], ["unknown command 'trian'", "commands: run, plan, layers"]),
+        "unknown_command": (["trian"], ["unknown command 'trian'", "commands: run, plan, measure, layers"]),
     }
 
 
