@@ -18,6 +18,17 @@ from .models.weights import WeightsError
 from .validate import METHOD_RESERVED, InputError
 
 
+def adapt(model, method: dict, input_size, num_classes: int, seed: int):
+    """Put the cell's head and method on ``model`` (the config's ``method`` section, resolved):
+    ``(adapted, head)``. Shared by the runner and by ``plan`` / ``measure``, which cost cells."""
+    # The head axis: a new classifier, or the frozen source one (optionally behind a label map).
+    head = methods.setup_head(model, method.get("head", "linear"), num_classes, seed=seed)
+    args = {k: v for k, v in method.items() if k not in METHOD_RESERVED}
+    adapted = methods.apply(model, method["name"], input_size=input_size, head_prefixes=head.prefixes, **args)
+    head.attach(adapted)
+    return adapted, head
+
+
 def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=None, on_ready=None) -> None:
     """``on_ready()`` is called once weights and data are loaded, just before training starts."""
     device = resolve_device(cfg.device)
@@ -40,12 +51,8 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
         raise InputError(str(e)) from e
     record["data"] = dict(splits.info)
 
-    m = OmegaConf.to_container(cfg.method, resolve=True)
-    # The head axis: a new classifier, or the frozen source one (optionally behind a label map).
-    head = methods.setup_head(model, m.get("head", "linear"), splits.num_classes, seed=cfg.seed)
-    args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
-    adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head.prefixes, **args)
-    head.attach(adapted)
+    adapted, head = adapt(model, OmegaConf.to_container(cfg.method, resolve=True), pre["input_size"],
+                          splits.num_classes, seed=cfg.seed)
     record["bn_mode"] = adapted.bn_mode
     record["method_info"] = adapted.info
     record["params"] = count_params(model, head.prefixes, adapted.inserted)

@@ -3,10 +3,10 @@
 Run records carry their own efficiency figures, but each was measured whenever that run happened: on
 a shared machine their timings are not comparable. This command builds every distinct cell of
 ``apbench run -m OVERRIDES`` (random weights, nothing trained or downloaded) and measures them one
-after another in one process, with the same functions the records use (``engine.efficiency``):
-trainable parameters, training memory, full-model train-step and inference throughput, FLOPs, plus
-the train step as the run takes it (the suffix only, where the prefix cache applies; timed by
-``plan.cell_costs`` together with the full-model step, so the two columns share one measurement).
+after another in one process: trainable parameters, training memory and FLOPs with the functions
+the records use (``engine.efficiency``), and every timing from one ``plan.cell_costs`` pass: the
+full-model train step and inference, and the train step as the run takes it (the suffix only, where
+the prefix cache applies).
 Ratios are against a baseline method measured in the same pass.
 
     apbench measure experiment=cpu_lite0_fmnist1k method=linear_probe,full_ft --baseline full_ft
@@ -41,9 +41,12 @@ def jobs_from_records(root) -> list[plan.Job]:
 def measure_cells(jobs: list[plan.Job], device: str = "auto", warmup: int = 2, iters: int = 5,
                   progress=print) -> pd.DataFrame:
     """One row per distinct cell (same model/method/batch/cache setting measured once)."""
-    from .engine.efficiency import measure_all
+    import torch
+
+    from .engine._step import output_width
+    from .engine.efficiency import count_params, flops, training_memory
     from .env import resolve_device
-    from .results.frame import _variant
+    from .results.frame import variant_of
 
     distinct = {}
     for job in jobs:
@@ -53,23 +56,25 @@ def measure_cells(jobs: list[plan.Job], device: str = "auto", warmup: int = 2, i
         m = OmegaConf.to_container(cfg.method, resolve=True)
         dev = resolve_device(device if device != "auto" else cfg.get("device", "auto"))
         t = cfg.trainer
-        precision = t.amp if t.amp != "none" else "fp32"
-        model, adapted, head, pre = plan.build_cell(cfg, dev)
+        cell = plan.build_cell(cfg, dev)
+        model, adapted, head, pre = cell
         adapted.eval()  # as the records measure: dropout off, frozen BN in eval
-        eff = measure_all(model, head.prefixes, adapted.inserted, pre["input_size"][1:], dev, t.optimizer,
-                          int(t.batch_size), precision, warmup=warmup, iters=iters)
-        del model, adapted
-        cost = plan.cell_costs(cfg, device, warmup=warmup, iters=iters)
-        e, p = eff["efficiency"], eff["params"]
+        # Structural figures with the records' functions; every timing from one cell_costs pass.
+        params = count_params(model, head.prefixes, adapted.inserted)
+        x = torch.randn(int(t.batch_size), *pre["input_size"], device=dev)
+        y = torch.randint(output_width(model, x), (len(x),), device=dev)
+        memory = training_memory(model, x, y, torch.nn.functional.cross_entropy, t.optimizer,
+                                 t.amp if t.amp != "none" else "fp32")
+        gflops = flops(model, pre["input_size"][1:], train=False) / 1e9
+        cost = plan.cell_costs(cfg, device, warmup=warmup, iters=iters, cell=cell)
         rows.append({
             "model": cfg.model.get("id", cfg.model.name), "method": m["name"], "head": m.get("head", "linear"),
-            "variant": _variant({"method": m["name"], "config": {"method": m}}),
-            "layers_str": _layers_str(m.get("layers")),
-            "trainable": p["trainable"], "trainable_no_head": p["trainable_no_head"],
-            "memory_MB": e["memory_bytes"] / 1e6,
+            "variant": variant_of(m["name"], m), "layers_str": _layers_str(m.get("layers")),
+            "trainable": params["trainable"], "trainable_no_head": params["trainable_no_head"],
+            "memory_MB": memory["memory_bytes"] / 1e6,
             "full_step_ms": 1e3 * cost.full_step_s,
             "step_ms": 1e3 * cost.step_s, "cache_point": cost.cache_point or "-",
-            "infer_img_s": e["infer_throughput"], "gflops_infer": e["flops_infer"] / 1e9,
+            "infer_img_s": 1.0 / cost.full_eval_s_per_image, "gflops_infer": gflops,
         })
         progress(f"[apbench measure] {i}/{len(distinct)} {m['name']} "
                  f"layers={rows[-1]['layers_str'] or '-'} head={rows[-1]['head']}: "

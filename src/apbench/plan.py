@@ -121,6 +121,7 @@ class CellCost:
     cache_point: str | None = None    # where the cache would start, or None when the run has none
     measure_s: float = 0.0            # the run's efficiency measures (full-model steps, fixed per run)
     full_step_s: float = 0.0          # one training step of the full model (= step_s without a cache)
+    full_eval_s_per_image: float = 0.0  # one evaluation forward of the full model
     what: str = ""
 
     def run_seconds(self, epochs: int, train_images: int, batch_size: int, eval_images: int,
@@ -131,59 +132,46 @@ class CellCost:
                 + eval_images * self.eval_s_per_image + cached * self.prefix_s_per_image + self.measure_s)
 
 
-def _cache_point(adapted, cfg: DictConfig, input_size) -> tuple[object, tuple | None]:
-    """The prefix-cache point the run would use (the same checks as ``prefix_cache.prepare``), or None."""
-    from .data.transforms import is_deterministic
-    from .engine import prefix_cache
-
-    if (prefix_cache.normalize_mode(cfg.trainer.get("prefix_cache", "auto")) == "off"
-            or adapted.bn_mode != "eval" or not is_deterministic(cfg.dataset.get("augment", "none"))):
-        return None, None
-    point, _, shape = prefix_cache.choose_point(adapted, tuple(input_size))
-    return point, shape
-
-
 def build_cell(cfg: DictConfig, device):
     """``cfg``'s cell ready to train, with random weights (costs do not depend on them, and nothing is
     downloaded): ``(model, adapted, head, preprocessing)``."""
-    from . import methods
+    from .cell import adapt
     from .models.factory import build_model
-    from .validate import METHOD_RESERVED
 
-    mc = OmegaConf.to_container(cfg.model, resolve=True) | {"weights": "random"}
-    built = build_model(mc, device)
-    model, pre = built.model, built.preprocessing
-    m = OmegaConf.to_container(cfg.method, resolve=True)
-    head = methods.setup_head(model, m.get("head", "linear"), int(cfg.dataset.get("num_classes") or 10), seed=0)
-    args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
-    adapted = methods.apply(model, m["name"], input_size=pre["input_size"], head_prefixes=head.prefixes, **args)
-    head.attach(adapted)
-    return model, adapted, head, pre
+    built = build_model(OmegaConf.to_container(cfg.model, resolve=True) | {"weights": "random"}, device)
+    adapted, head = adapt(built.model, OmegaConf.to_container(cfg.method, resolve=True),
+                          built.preprocessing["input_size"], int(cfg.dataset.get("num_classes") or 10), seed=0)
+    return built.model, adapted, head, built.preprocessing
 
 
-def cell_costs(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: int = 3) -> CellCost:
+def cell_costs(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: int = 3, cell=None) -> CellCost:
     """Time ``cfg``'s cell on this machine: a training step, an evaluation forward and, where the
     run would use a prefix cache, the suffix-only step and the cache build per image.
 
     Random weights (a step costs the same with any weights, and nothing is downloaded), the cell's
     head, method, image size, batch size, optimizer and precision, on a synthetic batch.
+    ``cell``: a ``build_cell`` result on that device, to time instead of building one.
     """
     import time
 
     import torch
 
+    from .data.transforms import is_deterministic
+    from .engine import prefix_cache
     from .engine.speed import inference_throughput, train_step_throughput
     from .env import resolve_device
     from .models.suffix import as_suffix, run_prefix
 
     dev = resolve_device(device if device != "auto" else cfg.get("device", "auto"))
-    model, adapted, head, pre = build_cell(cfg, dev)
+    model, adapted, head, pre = cell or build_cell(cfg, dev)
     m = OmegaConf.to_container(cfg.method, resolve=True)
     t = cfg.trainer
     precision = t.amp if t.amp != "none" else "fp32"
     bs, eval_bs = int(t.batch_size), int(t.get("eval_batch_size", t.batch_size))
     images = torch.randn(eval_bs, *pre["input_size"], device=dev)
-    point, shape = _cache_point(adapted, cfg, pre["input_size"])
+    point, _, _ = prefix_cache.decide(  # the trainer's own decision (cell.py passes the same)
+        adapted, deterministic=is_deterministic(cfg.dataset.get("augment", "none")),
+        mode=cfg.trainer.get("prefix_cache", "auto"), input_size=pre["input_size"])
     common = dict(device=dev, precision=precision, warmup=warmup, iters=iters)
     cost = CellCost(0.0, cache_point=None if point is None else point.key)
     # The full model's figures: the step of an uncached run, and what every run's efficiency measures
@@ -196,7 +184,7 @@ def cell_costs(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: in
     if t.get("measure_efficiency", True):
         n = int(t.get("throughput_warmup", 3)) + int(t.get("throughput_iters", 10))
         cost.measure_s = (n + 2) * full_step + n * bs * full_eval
-    cost.full_step_s = full_step
+    cost.full_step_s, cost.full_eval_s_per_image = full_step, full_eval
     if point is None:
         cost.step_s, cost.eval_s_per_image = full_step, full_eval
     else:

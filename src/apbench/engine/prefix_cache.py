@@ -29,6 +29,7 @@ from torch.utils.data import Dataset, TensorDataset
 from ..models.layers import Point, _unwrap, block_points
 from ..models.suffix import as_suffix, bypassed_hooks, run_prefix, hooked_descendants
 from ._step import model_device, modes_restored
+from .loop import amp_context, loader  # the loop's own loader: same items, same collate
 from .prefix_store import PrefixStore, lookup_or_build, model_fingerprint
 
 MODES = ("auto", "off")
@@ -105,6 +106,23 @@ def choose_point(adapted, input_size) -> tuple[Point | None, str, tuple[int, ...
     return k, "ok", shapes[k.index]
 
 
+def decide(adapted, *, deterministic: bool, mode: str = "auto",
+           input_size=None) -> tuple[Point | None, str, tuple[int, ...] | None]:
+    """Whether this run gets a prefix cache: ``(point, "ok", activation shape)``, or ``(None, why
+    not, None)``. ``prepare`` acts on it; ``apbench plan`` uses it to cost a run the same way."""
+    if normalize_mode(mode) == "off":
+        return None, "trainer.prefix_cache=off", None
+    if adapted.bn_mode != "eval":
+        return None, (f"bn_mode={adapted.bn_mode}: the frozen part changes (BN statistics update) "
+                      "during training"), None
+    if not deterministic:
+        return None, ("the training pipeline is random (augmentation): an image's prefix output "
+                      "differs every epoch"), None
+    if input_size is None:
+        input_size = getattr(adapted.model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))
+    return choose_point(adapted, tuple(input_size))
+
+
 def prepare(adapted, datasets: Mapping[str, Dataset | None], *, deterministic: bool, mode: str = "auto",
             max_gb: float = 4.0, input_size=None, batch_size: int = 128, amp: str = "none",
             device: torch.device | str | None = None, store_dir: str | None = None) -> PrefixCache:
@@ -114,17 +132,7 @@ def prepare(adapted, datasets: Mapping[str, Dataset | None], *, deterministic: b
     ``store_dir``: load each split's activations from there when an earlier run saved exactly these
     (``engine.prefix_store``), and save them there otherwise."""
     sets = {name: ds for name, ds in datasets.items() if ds is not None}
-    if normalize_mode(mode) == "off":
-        return _off("trainer.prefix_cache=off", sets)
-    if adapted.bn_mode != "eval":
-        return _off(f"bn_mode={adapted.bn_mode}: the frozen part changes (BN statistics update) "
-                    "during training", sets)
-    if not deterministic:
-        return _off("the training pipeline is random (augmentation): an image's prefix output "
-                    "differs every epoch", sets)
-    if input_size is None:
-        input_size = getattr(adapted.model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))
-    point, reason, shape = choose_point(adapted, tuple(input_size))
+    point, reason, shape = decide(adapted, deterministic=deterministic, mode=mode, input_size=input_size)
     if point is None:
         return _off(reason, sets)
 
@@ -152,9 +160,8 @@ def prepare(adapted, datasets: Mapping[str, Dataset | None], *, deterministic: b
         if disk is None:
             built[name] = build()
         else:  # hashing the inputs and reading the entry count as build time: they are what the run pays
-            from .loop import loader
             built[name], stored[name] = lookup_or_build(
-                disk, fingerprint, ds, loader(ds, batch_size, False, 0, 0), build, point=point.key, dtype=store,
+                disk, fingerprint, loader(ds, batch_size, False, 0, 0), build, point=point.key, dtype=store,
                 amp=amp, batch_size=batch_size, device=device)
         times[name] = time.perf_counter() - t0
     nbytes = sum(t.tensors[0].numel() * t.tensors[0].element_size() for t in built.values())
@@ -171,8 +178,6 @@ def prepare(adapted, datasets: Mapping[str, Dataset | None], *, deterministic: b
 @torch.no_grad()
 def _build(adapted, ds: Dataset, point: Point, store: torch.dtype, batch_size: int, amp: str,
            device: torch.device) -> TensorDataset:
-    from .loop import amp_context, loader  # the loop's own loader: same items, same collate
-
     acts, labels = [], []
     with modes_restored(adapted.model):
         adapted.eval()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 
 STORE_VERSION = 1
 
@@ -127,10 +127,10 @@ class PrefixStore:
             return 0
 
 
-def lookup_or_build(store: PrefixStore, model_fp: str, ds: Dataset, batches, build, *, point: str,
+def lookup_or_build(store: PrefixStore, model_fp: str, batches, build, *, point: str,
                     dtype: torch.dtype, amp: str, batch_size: int, device: torch.device) -> tuple[TensorDataset, dict]:
     """The split's activations from the store, or ``build()`` them and save them. ``batches``: the
-    loader over ``ds`` (read once here, for the digest)."""
+    split's (input, label) batches as the build reads them (read once here, for the digest)."""
     digest, labels = data_digest(batches)
     key = store.key(model_fp, point, dtype, amp, batch_size, device, digest)
     hit = store.load(key, labels)

@@ -40,8 +40,13 @@ def _row(record: dict) -> dict:
 
 
 def _variant(record: dict) -> str:
-    value = ((record.get("config") or {}).get("method")) or {}
-    for part in VARIANT_KEYS.get(str(record.get("method")), "").split("."):
+    return variant_of(str(record.get("method")), (record.get("config") or {}).get("method"))
+
+
+def variant_of(method: str, method_cfg: dict | None) -> str:
+    """The value of ``method``'s ``VARIANT_KEYS`` entry in its config section, lower-case ('' if none)."""
+    value = method_cfg or {}
+    for part in VARIANT_KEYS.get(method, "").split("."):
         value = value.get(part) if isinstance(value, dict) and part else None
     return "" if value is None or isinstance(value, (dict, list)) else str(value).lower()
 

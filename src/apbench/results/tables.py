@@ -123,8 +123,9 @@ def _selection_val(hparams_selected) -> float:
 
 def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     """{(model, protocol, dataset): table}, one row per method label: test top-1 mean ± std over the
-    final seeds, their number, the lr (and weight decay) the protocol chose, the validation score
-    that chose it, and trainable parameters. The single-dataset view of a study; † = grid edge."""
+    final seeds (``accuracy_stats``), their number, the lr (and weight decay) the protocol chose, the
+    validation score that chose it, and trainable parameters. The single-dataset view of a study;
+    † = grid edge."""
     ok = final_ok(df).copy()
     if ok.empty:
         return {}
@@ -132,18 +133,21 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     ok["val_selected"] = [_selection_val(v) if isinstance(v, list) else float("nan") for v in sel]
     for col in ("hparams.lr", "hparams.weight_decay"):
         ok[col] = pd.to_numeric(ok.get(col), errors="coerce")
+    keys = ["model", "protocol", "dataset", "label"]
+    chosen = lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique()))  # noqa: E731
+    extra = ok.groupby(keys, dropna=False).agg(
+        lr=("hparams.lr", chosen), wd=("hparams.weight_decay", chosen),
+        val=("val_selected", "first"), params=("params.trainable", "mean"))
+    stats = accuracy_stats(df).set_index(keys).join(extra)
     tables = {}
-    for (model, protocol, dataset), part in ok.groupby(["model", "protocol", "dataset"], dropna=False):
-        g = part.groupby("label")
+    for (model, protocol, dataset), part in stats.groupby(level=["model", "protocol", "dataset"], dropna=False):
+        part = part.droplevel(["model", "protocol", "dataset"])
         table = pd.DataFrame({
-            "test top-1": [_cell(m, s, e) for m, s, e in zip(g[ACC].mean(), g[ACC].std(),
-                                                                 g["hparams.edge_flags"].agg(_on_edge))],
-            "seeds": g[ACC].count(),
-            "lr": g["hparams.lr"].agg(lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique()))),
-            "wd": g["hparams.weight_decay"].agg(lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique()))),
-            "val (selection)": g["val_selected"].first().round(2),
-            "trainable params": g["params.trainable"].mean().round().astype("Int64"),
-        }, index=g[ACC].mean().index)
+            "test top-1": [_cell(m, s, e) for m, s, e in zip(part["mean"], part["std"], part["edge"])],
+            "seeds": part["n"], "lr": part["lr"], "wd": part["wd"],
+            "val (selection)": part["val"].round(2),
+            "trainable params": part["params"].round().astype("Int64"),
+        }, index=part.index)
         tables[(str(model), str(protocol), str(dataset))] = table.reindex(label_order(table.index)).rename_axis("method")
     return tables
 
