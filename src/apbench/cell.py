@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import data, methods
+from . import data, identity, methods
 from .engine import prefix_cache, speed_options
 from .engine.efficiency import StepTimer, count_params, measure_all
 from .engine.params import effective_params
@@ -29,6 +29,24 @@ def adapt(model, method: dict, input_size, num_classes: int, seed: int):
     return adapted, head
 
 
+def head_state(head, adapted):
+    """``(get, set)`` of a label-mapping head's map for the checkpoint: a resumed FLM run keeps the map
+    computed before training instead of recomputing it from the resumed model; ILM keeps its history."""
+    if head.kind not in ("flm", "ilm"):
+        return None
+
+    def get() -> dict:
+        return {"label_map_history": [list(m) for m in head.history]}
+
+    def put(state: dict) -> None:
+        head.history = [list(m) for m in state["label_map_history"]]
+        if head.history:
+            head.mapping = torch.tensor(head.history[-1], dtype=torch.long)
+            adapted.info["label_map"] = list(head.history[-1])
+            adapted.info["label_map_history"] = [list(m) for m in head.history]
+    return get, put
+
+
 def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=None, on_ready=None) -> None:
     """``on_ready()`` is called once weights and data are loaded, just before training starts."""
     device = resolve_device(cfg.device)
@@ -41,7 +59,6 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     # trained yet, so they surface as InputError (exit 2, no record) instead of a 'failed' record.
     try:
         built = build_model(OmegaConf.to_container(cfg.model, resolve=True), device)
-        record["weights"] = built.weights
         model, pre = built.model, built.preprocessing
 
         splits = data.build(OmegaConf.to_container(cfg.dataset, resolve=True), pre, cfg.paths.data_root)
@@ -50,6 +67,10 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
     except (WeightsError, data.DataError) as e:
         raise InputError(str(e)) from e
     record["data"] = dict(splits.info)
+    record["num_classes"], record["class_names"] = splits.num_classes, [str(c) for c in splits.class_names] or None
+    # Before training: the checkpoint carries it, and the next launch compares it to decide skip or rerun.
+    ident = record["identity"] = identity.make(record["run_id"], record.get("weights") or {},
+                                               identity.data_digests(splits.train, splits.val, test_set))
 
     adapted, head = adapt(model, OmegaConf.to_container(cfg.method, resolve=True), pre["input_size"],
                           splits.num_classes, seed=cfg.seed)
@@ -72,7 +93,8 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
             compile=bool(cfg.trainer.get("compile", False)), amp=settings.amp) as speed:
         record["speed_options"] = speed
         out = fit(adapted, cache.sets["train"], device, settings, cfg.seed,
-                  checkpoint_path=run_dir / "checkpoint.pt", timer=timer, on_epoch=on_epoch)
+                  checkpoint_path=run_dir / "checkpoint.pt", timer=timer, on_epoch=on_epoch,
+                  identity=ident["digest"], extra_state=head_state(head, adapted))
         metrics = record["metrics"] = {"train_loss": out["train_loss"]}  # filled in place: a failure keeps it
         # Trained on train+val (a protocol's final runs): val is no held-out measure, so none is reported.
         val_in_train = bool(cfg.dataset.get("trainval", False))

@@ -13,22 +13,14 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from . import identity, lease
 from .results.store import SCHEMA_VERSION, finished_ok, read_record, write_record
 from .validate import ConfigError, InputError, validate
 
-# Keys that say where things go or how they are shown, not what is computed: left out of the run id.
-_NOT_IDENTITY = ("paths", "logger", "hydra", "force")
-
 
 def run_id_of(cfg: DictConfig) -> str:
-    c = OmegaConf.to_container(cfg, resolve=False)
-    for key in _NOT_IDENTITY:
-        c.pop(key, None)
-    c.get("trainer", {}).pop("progress", None)
-    c.get("trainer", {}).pop("prefix_cache_dir", None)  # a shared store gives bit-identical activations
-    for key in ("cache", "cache_dir"):  # how images are read, not what is computed
-        c.get("dataset", {}).pop(key, None)
-    return hashlib.sha1(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """The run id: ``identity.config_digest`` (the config without ``identity.NOT_IDENTITY``)."""
+    return identity.config_digest(cfg)
 
 
 def _now() -> str:
@@ -47,15 +39,65 @@ class RecordWriteError(OSError):
 
 def _check_writable(rdir: Path, key: str) -> bool:
     """Fail before any work when the run folder cannot be written; True when this call created it."""
-    existed = rdir.is_dir()
+    fix = "set paths.results_dir (or paths.root_dir) to a folder you can write"
     try:
+        existed = rdir.is_dir()
         rdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{key}={rdir.parent}: cannot create the run folder {rdir} ({e.strerror or e}); "
+                         f"{fix}") from None
+    try:
         with tempfile.TemporaryFile(dir=rdir):
             pass
     except OSError as e:
-        raise InputError(f"{key}={rdir.parent} is not a writable folder ({e.strerror or e}); "
-                         "set paths.results_dir (or paths.root_dir) to a folder you can write") from None
+        raise InputError(f"the run folder {rdir} is not writable ({e.strerror or e}); make it writable "
+                         f"(chmod u+w {rdir}) or {fix}") from None
     return not existed
+
+
+def _clean_leftovers(rid: str, rdir: Path) -> None:
+    """A kill between the record's rename and the checkpoint's removal leaves a checkpoint beside an ok
+    record: removed on the next launch (unless a live process holds the run's lease)."""
+    left = [p for p in [rdir / "checkpoint.pt", *rdir.glob(".checkpoint.pt.*.tmp")] if p.exists()]
+    if left and lease.holder(rdir) is None:
+        for p in left:
+            p.unlink(missing_ok=True)
+        print(f"[apbench] {rid}: removed {', '.join(p.name for p in left)} left beside the ok record")
+
+
+def _finished(cfg: DictConfig, facts: dict, rid: str, rdir: Path) -> dict | None:
+    """The ok record of this very run (same config digest and input digests), or None when it must run.
+
+    Records written before input digests (no ``identity``) cannot be checked: they are skipped as
+    before, saying so; this includes those in the folder of the earlier run-id rule."""
+    rec_path = rdir / "record.json"
+    if not finished_ok(rec_path):
+        legacy = run_dir_of(cfg, identity.legacy_run_id(cfg)) / "record.json"
+        if legacy != rec_path and finished_ok(legacy) and "identity" not in read_record(legacy):
+            print(f"[apbench] {rid}: a finished ok record of this config from before run ids left out "
+                  f"{', '.join(k for k in identity.NOT_IDENTITY if k.startswith('trainer.'))} exists ({legacy}); "
+                  "it has no input digests, so its weights and data are not checked; skipped "
+                  f"(force=true reruns it into {rdir})")
+            return read_record(legacy)
+        return None
+    rec = read_record(rec_path)
+    if "identity" not in rec:
+        print(f"[apbench] {rid}: a finished ok record exists ({rec_path}) without input digests (written "
+              "before apbench recorded them): its weights and data are not checked; skipped (force=true reruns it)")
+        _clean_leftovers(rid, rdir)
+        return rec
+    try:
+        now = identity.of_config(cfg, facts["preprocessing"])
+    except Exception as e:  # the loader's DataError: missing or moved data
+        raise InputError(f"the finished run in {rdir} cannot be checked against its inputs: {e}") from None
+    changed = identity.changes(rec["identity"], now)
+    if not changed:
+        print(f"[apbench] {rid}: a finished ok record exists ({rec_path}); skipped")
+        _clean_leftovers(rid, rdir)
+        return rec
+    print(f"[apbench] {rid}: the finished record {rec_path} was made from other inputs: "
+          f"{'; '.join(changed)} changed; running it again (the new record replaces it)")
+    return None
 
 
 class _NoLogger:
@@ -84,19 +126,21 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
     rid = run_id_of(cfg)
     rdir = run_dir_of(cfg, rid)
     rec_path = rdir / "record.json"
-    if finished_ok(rec_path) and not cfg.get("force", False):
-        print(f"[apbench] {rid}: a finished ok record exists ({rec_path}); skipped")
-        return read_record(rec_path)
-
-    from .cell import execute
+    force = bool(cfg.get("force", False))
+    seen_ok = finished_ok(rec_path)
+    if not force and (done := _finished(cfg, facts, rid, rdir)) is not None:
+        return done
 
     created = _check_writable(rdir, "paths.results_dir")
     m = OmegaConf.to_container(cfg.method, resolve=True)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     record = {
         "schema": SCHEMA_VERSION, "run_id": rid, "status": "failed",
-        "dataset": cfg.dataset.name, "dataset_group": cfg.dataset.get("group"),
+        "dataset": identity.dataset_name(cfg), "dataset_group": cfg.dataset.get("group"),
+        "dataset_config": cfg.dataset.name, "num_classes": cfg.dataset.get("num_classes"), "class_names": None,
         "protocol": cfg.protocol.name, "stage": cfg.protocol.stage,
-        "model": cfg.model.get("id", cfg.model.name), "method": m["name"], "head": m.get("head", "linear"),
+        "model": identity.architecture(model_cfg), "model_config": model_cfg.get("id") or model_cfg["name"],
+        "weights": None, "method": m["name"], "head": m.get("head", "linear"),
         "layers": facts["points"], "seed": cfg.seed,
         "hparams": {k: cfg.trainer[k] for k in ("lr", "weight_decay", "epochs", "batch_size", "optimizer")}
         | {"image_size": facts["preprocessing"]["input_size"][-1], "lr_scale": m.get("lr_scale") or {}}
@@ -105,6 +149,26 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True), "error": None,
         "started_at": _now(), "finished_at": None,
     }
+    held = lease.acquire(rdir, rid)
+    if held is None:  # another process trains this run now: it writes the record
+        why = lease.describe(lease.holder(rdir) or {"host": "?", "pid": "?", "age_s": 0.0})
+        print(f"[apbench] {rid}: {why}; skipped here")
+        return record | {"status": "skipped", "skipped_because": why}
+    try:
+        if not force and not seen_ok and (done := _finished(cfg, facts, rid, rdir)) is not None:
+            return done  # another process finished it between the first look and taking the lease
+        return _run_held(cfg, facts, rid, rdir, record, created)
+    finally:
+        held.release()
+        if created:
+            _rmdir_quiet(rdir)  # nothing was written (refused input, Ctrl-C): leave no empty folder
+
+
+def _run_held(cfg: DictConfig, facts: dict, rid: str, rdir: Path, record: dict, created: bool) -> dict:
+    from .cell import execute
+
+    rec_path = rdir / "record.json"
+    record["weights"] = identity.weights_of(OmegaConf.to_container(cfg.model, resolve=True))
     logger = _logger(cfg)
 
     def start_logger():  # only once data and weights loaded: bad input leaves no logger run behind
@@ -116,17 +180,17 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
         execute(cfg, facts, rdir, record, on_epoch=lambda h: logger.log(h, step=h["epoch"]), on_ready=start_logger)
         record["status"] = "ok"
     except (KeyboardInterrupt, SystemExit, ConfigError):  # Ctrl-C, refused input, or submitit exiting
-        if created:  # after requeueing a preempted job: no record; the checkpoint stays, so the next
-            _rmdir_quiet(rdir)  # attempt resumes (only an empty run folder is removed)
-        raise
+        raise  # no record; a checkpoint stays, so the next attempt resumes (only an empty folder is removed)
     except BaseException as e:  # one failed run never takes a sweep down: record it and go on
         record["status"] = "oom" if _is_oom(e) else "failed"
         record["error"] = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
         print(f"[apbench] {rid}: {record['status']}: {type(e).__name__}: {e}")
     record["wall_time_s"] = time.perf_counter() - t0
     record["finished_at"] = _now()
-    if record["status"] != "ok" and finished_ok(rec_path):
-        # A duplicate launch of the same cell failed while another finished: keep the good result.
+    if record["status"] != "ok" and finished_ok(rec_path) and \
+            (read_record(rec_path).get("identity") or {}).get("digest") in (None, _digest(record)):
+        # A duplicate launch of the same cell failed while another finished: keep the good result
+        # (unless it was made from other inputs: then it no longer describes this run).
         print(f"[apbench] {rid}: keeping the ok record already in {rec_path}; this attempt's failure is not written")
         logger.finish(record)
         return read_record(rec_path)
@@ -145,6 +209,10 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
         for tmp in rdir.glob(".checkpoint.pt.*.tmp"):  # left by a run killed while saving
             tmp.unlink(missing_ok=True)
     return record
+
+
+def _digest(record: dict) -> str | None:
+    return (record.get("identity") or {}).get("digest")
 
 
 def _rmdir_quiet(path: Path) -> None:

@@ -2,6 +2,9 @@
 
 A checkpoint is written to a temporary name and renamed, so a run killed while writing leaves
 either the previous complete checkpoint or none; it is deleted once the run's record is written.
+It carries the run's identity digest (``apbench.identity``: config digest plus input digests): a
+checkpoint of another run, or of this run's config before its inputs changed, or one written before
+checkpoints carried an identity, is ignored with a warning and removed.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from ..filemode import follow_umask
 
 
 def trainable_state(model: nn.Module, with_buffers: bool) -> dict[str, torch.Tensor]:
@@ -24,8 +29,9 @@ def trainable_state(model: nn.Module, with_buffers: bool) -> dict[str, torch.Ten
 def save(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
+        follow_umask(fd)  # mkstemp makes 0600
+        os.close(fd)
         torch.save(payload, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -38,11 +44,13 @@ def save(path: Path, payload: dict) -> None:
 _KEYS = ("model", "optimizer", "scheduler", "rng", "history", "epoch")
 
 
-def load(path: Path) -> dict | None:
+def load(path: Path, identity: str | None = None) -> dict | None:
     """The checkpoint at ``path``, or None when there is none or it is unusable (then it is ignored and
     training starts from scratch: a lost epoch is cheaper than a result built on a broken state).
 
-    Only the final name is ever read; ``.checkpoint.pt.*.tmp`` files are unfinished writes."""
+    ``identity``: this run's identity digest; a checkpoint that does not carry the same one belongs to
+    another run (copied, or its inputs changed since): it is ignored and removed, so it is never tried
+    again. Only the final name is ever read; ``.checkpoint.pt.*.tmp`` files are unfinished writes."""
     if not path.is_file():
         return None
     try:
@@ -52,6 +60,12 @@ def load(path: Path) -> dict | None:
             raise ValueError(f"not a training checkpoint (missing {', '.join(missing)})")
         if not isinstance(state["epoch"], int) or len(state["history"]) != state["epoch"]:
             raise ValueError(f"epoch {state['epoch']!r} disagrees with {len(state['history'])} epochs of history")
+        if identity is not None and state.get("identity") != identity:
+            print(f"[apbench] ignoring checkpoint {path}: it belongs to another run (identity "
+                  f"{state.get('identity') or 'not recorded'}, this run {identity}: another config, or this "
+                  "run's weights or data changed since); removed it, training from scratch", file=sys.stderr)
+            path.unlink(missing_ok=True)
+            return None
     except Exception as e:
         print(f"[apbench] ignoring unusable checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
               "training from scratch", file=sys.stderr)

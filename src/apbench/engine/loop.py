@@ -75,8 +75,12 @@ def evaluate(adapted, dataset: Dataset, device: torch.device, batch_size: int = 
 
 def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, seed: int,
         checkpoint_path: Path | None = None, on_epoch: Callable[[dict], None] | None = None,
-        timer=None) -> dict:
+        timer=None, identity: str | None = None, extra_state=None) -> dict:
     """Train ``adapted``'s trainable set; resume from ``checkpoint_path`` when it holds a valid checkpoint.
+
+    ``identity``: the run's identity digest, written into each checkpoint; a checkpoint without the
+    same one is not resumed from (``engine.checkpoint.load``). ``extra_state``: ``(get, set)`` of
+    state outside the model that training depends on (a head's label map), saved and restored with it.
 
     Returns ``{"history": [...], "train_loss": float, "resumed_from": int}``.
     """
@@ -92,13 +96,15 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
         raise ValueError(f"trainer.scheduler {s.scheduler!r} unknown; choose cosine or constant")
     scaler = torch.amp.GradScaler(device.type, enabled=(s.amp == "fp16"))
     history, start = [], 0
-    state = ckpt.load(checkpoint_path) if checkpoint_path else None
+    state = ckpt.load(checkpoint_path, identity) if checkpoint_path else None
     if state is not None:
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         history, start = state["history"], state["epoch"]
+        if extra_state is not None and state.get("extra") is not None:
+            extra_state[1](state["extra"])
     params = adapted.trainable()
     for epoch in range(start, s.epochs):
         if timer:  # before the epoch hook: label re-mapping is part of training time
@@ -143,7 +149,8 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
             ckpt.save(checkpoint_path, {
                 "model": ckpt.trainable_state(model, adapted.bn_mode == "train_stats"),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_state(), "history": history, "epoch": epoch + 1})
+                "rng": rng_state(), "history": history, "epoch": epoch + 1, "identity": identity,
+                "extra": extra_state[0]() if extra_state is not None else None})
         if on_epoch:  # after the checkpoint: what was reported is also what a resumed run starts from
             on_epoch(history[-1])
     return {"history": history, "train_loss": history[-1]["train_loss"] if history else None,

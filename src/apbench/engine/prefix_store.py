@@ -29,6 +29,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from ..filemode import follow_umask
+
 STORE_VERSION = 1
 
 
@@ -115,6 +117,7 @@ class PrefixStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}-", suffix=".tmp")
+            follow_umask(fd)
             with os.fdopen(fd, "wb") as f:
                 torch.save({"activations": acts, "labels": labels}, f)
                 f.flush()

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..filemode import follow_umask
+
 RECORD_NAME = "record.json"
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "oom", "skipped")
@@ -40,6 +42,7 @@ def write_record(path: str | os.PathLike, record: dict) -> Path:
     text = json.dumps(_jsonable(record), indent=2, sort_keys=True, allow_nan=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        follow_umask(fd)  # mkstemp makes 0600; a record is read by colleagues as any file is
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
