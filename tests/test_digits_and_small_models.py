@@ -81,6 +81,7 @@ def test_ap_on_small_vit_runs_on_digits(tmp_path):
     rec = run(compose("model=fmnist_vit", "dataset=digits", "dataset.train_size=40", "dataset.val_size=20",
                       "trainer=fast", "device=cpu", "method=ap", "method.layers=[3]", f"paths.root_dir={tmp_path}"))
     assert rec["status"] == "ok", rec["error"]
-    assert rec["weights"] == "bundled:fmnist_vit" and rec["layers"] == ["3"]
+    assert rec["weights"]["source"] == "bundled" and rec["weights"]["tag"] == "fmnist_vit" and rec["layers"] == ["3"]
+    assert rec["model"] == "vit_tiny_patch16_224" and rec["model_config"] == "fmnist_vit"
     assert rec["data"]["test"] == 1797 - 60 and rec["metrics"]["test_top1"] is not None
     assert json.loads((tmp_path / "runs" / rec["run_id"] / "record.json").read_text())["status"] == "ok"

@@ -21,12 +21,15 @@ def _data(n=16, seed=0):
     return TensorDataset(torch.randn(n, *SIZE, generator=g), torch.randint(0, 10, (n,), generator=g))
 
 
-def _run(store_dir, seed=3, data_seed=0, perturb=False, layers=(2,)):
+def _run(store_dir, seed=3, data_seed=0, perturb=False, layers=(2,), perturb_buffer=False):
     torch.manual_seed(seed)  # the prompt and head initialisation differ by seed; the prefix does not
     model = tiny_model("resnet")
     if perturb:  # another checkpoint: one frozen weight of the stem differs
         with torch.no_grad():
             next(model.parameters()).view(-1)[0] += 1e-3
+    if perturb_buffer:  # another checkpoint that differs only in a BatchNorm running mean (a buffer)
+        with torch.no_grad():
+            model.bn1.running_mean[0] += 1e-3
     adapted = methods.apply(model, "ap", input_size=SIZE, layers=list(layers), init="normal")
     sets = {"train": _data(seed=data_seed), "val": _data(8, seed=data_seed + 1)}
     cache = prefix_cache.prepare(adapted, sets, deterministic=True, input_size=SIZE, batch_size=6,
@@ -62,6 +65,14 @@ def test_other_seeds_share_the_entry_other_images_or_weights_or_points_do_not(tm
     other_point = _run(tmp_path, layers=(3,))[0]
     assert other_point["point"] == "3" and _hits(other_point) == {"train": False, "val": False}
     assert len(list(tmp_path.glob("*.pt"))) == 2 * 4
+
+
+def test_a_batchnorm_running_mean_is_part_of_the_key(tmp_path):
+    _, _, reference = _run(tmp_path)
+    info, _, logits = _run(tmp_path, perturb_buffer=True)
+    assert _hits(info) == {"train": False, "val": False}   # a hit would train on the other stem's output
+    assert not torch.equal(logits, reference)               # the buffer really changes what is computed
+    assert len(list(tmp_path.glob("*.pt"))) == 2 * 2
 
 
 def test_a_corrupt_entry_is_rebuilt_and_replaced(tmp_path):
