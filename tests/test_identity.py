@@ -114,7 +114,7 @@ NON_IDENTITY_CHANGES = {  # option -> a changed value (composed into an otherwis
     "trainer.throughput_warmup": "trainer.throughput_warmup=2",
     "trainer.throughput_iters": "trainer.throughput_iters=3",
     "dataset.cache": "dataset.cache=memory",
-    "dataset.cache_dir": "dataset.cache_dir={tmp}/dcache",
+    "dataset.cache_dir": "dataset.cache=disk +dataset.cache_dir={tmp}/dcache",  # (no dataset YAML declares it)
 }
 
 
@@ -132,15 +132,17 @@ NOT_IDENTITY_CONTRACT = {"paths", "logger", "hydra", "force", "trainer.progress"
 def test_non_identity_options_leave_results_bit_identical(tmp_path):
     # AP after block 2 on a frozen backbone: the prefix cache is on by default, so turning it off and
     # sharing its store are real changes of the code path.
-    common = ["dataset=fmnist_tiny", "method=ap", "method.layers=[2]", "method.init=normal", "trainer.epochs=2",
+    # An image folder: the decode cache (dataset.cache) applies to image files only.
+    common = ["dataset=image_folder", f"dataset.path={_folder(tmp_path, per_class=4)}", "method=ap", "method.layers=[2]", "method.init=normal", "trainer.epochs=2",
               "trainer.measure_efficiency=false"]
     ref = run(_cfg(tmp_path / "ref", *common))
     assert ref["prefix_cache"]["used"] and ref["status"] == "ok"
     for option, change in NON_IDENTITY_CHANGES.items():
-        cfg = _cfg(tmp_path / option, *common, change.format(tmp=tmp_path), "logger=none", "force=true")
+        cfg = _cfg(tmp_path / option, *common, *change.format(tmp=tmp_path).split(), "logger=none", "force=true")
         assert run_id_of(cfg) == ref["run_id"], option
         rec = run(cfg)
         assert rec["status"] == "ok", (option, rec.get("error"))
         assert rec["history"] == ref["history"], option
         assert rec["metrics"] == ref["metrics"], option
         assert rec["identity"]["digest"] == ref["identity"]["digest"], option
+    assert list((tmp_path / "dcache").glob("*.npy")) and list((tmp_path / "store").glob("*.pt"))  # really used

@@ -61,6 +61,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tally):
     tally.lost_or_corrupt += len(partial)
     assert partial == [], "a killed run must leave no record at all"
     assert ck.is_file() and ckpt.load(ck) is not None  # the last complete checkpoint survived the kill
+    # ... and so did its lease: a dead process on this host, so the relaunch takes it over at once.
+    assert (ck.parent / "lease.json").is_file()
     # What a kill during a checkpoint write leaves: an unfinished temp file. It must never be read.
     (ck.parent / ".checkpoint.pt.killed.tmp").write_bytes(b"PK\x03\x04 half a zip")
 
