@@ -187,10 +187,9 @@ def _run_held(cfg: DictConfig, facts: dict, rid: str, rdir: Path, record: dict, 
         print(f"[apbench] {rid}: {record['status']}: {type(e).__name__}: {e}")
     record["wall_time_s"] = time.perf_counter() - t0
     record["finished_at"] = _now()
-    if record["status"] != "ok" and finished_ok(rec_path) and \
-            (read_record(rec_path).get("identity") or {}).get("digest") in (None, _digest(record)):
+    if record["status"] != "ok" and finished_ok(rec_path) and _same_run(read_record(rec_path), record):
         # A duplicate launch of the same cell failed while another finished: keep the good result
-        # (unless it was made from other inputs: then it no longer describes this run).
+        # (unless it is known to be made from other inputs: then it no longer describes this run).
         print(f"[apbench] {rid}: keeping the ok record already in {rec_path}; this attempt's failure is not written")
         logger.finish(record)
         return read_record(rec_path)
@@ -211,8 +210,10 @@ def _run_held(cfg: DictConfig, facts: dict, rid: str, rdir: Path, record: dict, 
     return record
 
 
-def _digest(record: dict) -> str | None:
-    return (record.get("identity") or {}).get("digest")
+def _same_run(a: dict, b: dict) -> bool:
+    """False only when both records carry identities and they differ."""
+    da, db = ((r.get("identity") or {}).get("digest") for r in (a, b))
+    return da is None or db is None or da == db
 
 
 def _rmdir_quiet(path: Path) -> None:
