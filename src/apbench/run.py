@@ -44,8 +44,8 @@ def _check_writable(rdir: Path, key: str) -> bool:
         existed = rdir.is_dir()
         rdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise InputError(f"{key}={rdir.parent}: cannot create the run folder {rdir} ({e.strerror or e}); "
-                         f"{fix}") from None
+        raise InputError(f"{key}={rdir.parent} is not a writable folder ({e.strerror or e}): cannot create "
+                         f"the run folder {rdir}; {fix}") from None
     try:
         with tempfile.TemporaryFile(dir=rdir):
             pass
