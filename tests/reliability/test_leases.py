@@ -29,6 +29,7 @@ from .test_resume_identity import BASE, _interrupted_after
 SWEEP = ("trainer.epochs=2", "trainer.measure_efficiency=false", "seed=0,1,2")
 
 
+@pytest.mark.slow
 def test_two_identical_sweeps_train_each_run_once(tmp_path, tally):
     procs = [subprocess.Popen([sys.executable, "-m", "apbench", *tiny(tmp_path / "shared", *SWEEP, multirun=True)],
                               cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
