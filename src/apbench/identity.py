@@ -36,6 +36,7 @@ NOT_IDENTITY = (
 # The rule before NOT_IDENTITY grew (records without ``identity``): kept only to find those records.
 _LEGACY_NOT_IDENTITY = ("paths", "logger", "hydra", "force", "trainer.progress", "trainer.prefix_cache_dir",
                         "dataset.cache", "dataset.cache_dir")
+NEWLY_NOT_IDENTITY = tuple(k for k in NOT_IDENTITY if k not in _LEGACY_NOT_IDENTITY)
 
 
 def _digest_without(cfg: DictConfig, drop) -> str:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import tempfile
 import time
 import traceback
@@ -75,7 +73,7 @@ def _finished(cfg: DictConfig, facts: dict, rid: str, rdir: Path) -> dict | None
         legacy = run_dir_of(cfg, identity.legacy_run_id(cfg)) / "record.json"
         if legacy != rec_path and finished_ok(legacy) and "identity" not in read_record(legacy):
             print(f"[apbench] {rid}: a finished ok record of this config from before run ids left out "
-                  f"{', '.join(k for k in identity.NOT_IDENTITY if k.startswith('trainer.'))} exists ({legacy}); "
+                  f"{', '.join(identity.NEWLY_NOT_IDENTITY)} exists ({legacy}); "
                   "it has no input digests, so its weights and data are not checked; skipped "
                   f"(force=true reruns it into {rdir})")
             return read_record(legacy)
@@ -157,14 +155,14 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
     try:
         if not force and not seen_ok and (done := _finished(cfg, facts, rid, rdir)) is not None:
             return done  # another process finished it between the first look and taking the lease
-        return _run_held(cfg, facts, rid, rdir, record, created)
+        return _run_held(cfg, facts, rid, rdir, record)
     finally:
         held.release()
         if created:
             _rmdir_quiet(rdir)  # nothing was written (refused input, Ctrl-C): leave no empty folder
 
 
-def _run_held(cfg: DictConfig, facts: dict, rid: str, rdir: Path, record: dict, created: bool) -> dict:
+def _run_held(cfg: DictConfig, facts: dict, rid: str, rdir: Path, record: dict) -> dict:
     from .cell import execute
 
     rec_path = rdir / "record.json"
