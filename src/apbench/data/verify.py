@@ -86,12 +86,12 @@ def _checksums(cfg: dict, root: str) -> list[str]:
     """md5 mismatches of the torchvision files (torchvision's own reference sums)."""
     from torchvision.datasets.utils import check_integrity
 
-    from .torchvision_sets import _SVHN, SETS, _Cifar10, _Cifar100, tv_root
+    from .torchvision_sets import _SVHN, CIFAR, tv_root
 
     name = cfg["dataset"]
     base = tv_root(root, name)
-    if name in ("cifar10", "cifar100"):
-        cls = _Cifar10 if name == "cifar10" else _Cifar100
+    if name in CIFAR:
+        cls = CIFAR[name]
         files = [(base / cls.base_folder / f, md5) for f, md5 in cls.train_list + cls.test_list]
         files.append((base / cls.base_folder / cls.meta["filename"], cls.meta["md5"]))
     elif name == "svhn":
