@@ -96,7 +96,7 @@ def hydra_run(overrides: list[str]) -> int:
         for rec in recs:
             print(_summary(rec))
             statuses.append(rec["status"])
-            if rec["status"] != "ok":
+            if rec["status"] != "ok" and multirun:
                 failed.append(f"#{hc.job.num} {' '.join(hc.overrides.task)}: {rec['status']} ({rec['run_id']})")
         return recs[-1].get("status")
 

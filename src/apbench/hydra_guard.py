@@ -20,15 +20,29 @@ from contextlib import ExitStack, contextmanager
 from omegaconf import DictConfig
 
 
-def misspelt_key_message(key: str, input_line: str, cfg: DictConfig) -> str:
-    """What to say about ``key`` (from the override ``input_line``) that ``cfg`` does not have."""
+def _first_missing(parts: list[str], cfg: DictConfig) -> tuple[int, object] | None:
+    """(index of the first part of a dotted key that ``cfg`` lacks, the node above it); None if all exist."""
+    node = cfg
+    for depth, part in enumerate(parts):
+        if not isinstance(node, DictConfig) or part not in node:
+            return depth, node
+        node = node._get_node(part) if depth < len(parts) - 1 else node
+    return None
+
+
+def misspelt_key_message(key: str, input_line: str, cfg: DictConfig) -> str | None:
+    """What to say about ``key`` (from the override ``input_line``) that ``cfg`` does not have; None when
+    ``cfg`` has the key (the failure is then elsewhere, e.g. inside a dict value)."""
     parts = key.split(".")
-    node, depth = cfg, 0
-    while depth < len(parts) - 1 and isinstance(node, DictConfig) and parts[depth] in node:
-        node, depth = node[parts[depth]], depth + 1
+    found = _first_missing(parts, cfg)
+    if found is None:
+        return None
+    depth, node = found
     parent, missing = ".".join(parts[:depth]), parts[depth]
     where = parent or "the config's top level"
-    valid = sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
+    if not isinstance(node, DictConfig):
+        return f"could not override {key}: {parent} is a value, not a section with keys"
+    valid = sorted(str(k) for k in node.keys())
     close = difflib.get_close_matches(missing, valid, 1)
     head = f"could not override {key}: there is no key {missing!r} in {where}"
     if close:
@@ -56,8 +70,10 @@ def suggest_close_keys():
                 plain = not (override.is_add() or override.is_force_add() or override.is_delete())
                 if not plain or not isinstance(e.__cause__, (ConfigAttributeError, ConfigKeyError)):
                     raise
-                raise ConfigCompositionException(
-                    misspelt_key_message(override.key_or_group, override.input_line or "", cfg)) from e.__cause__
+                message = misspelt_key_message(override.key_or_group, override.input_line or "", cfg)
+                if message is None:
+                    raise
+                raise ConfigCompositionException(message) from e.__cause__
 
     ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply)
     try:
