@@ -41,9 +41,11 @@ def compose_dataset(name: str, overrides: list[str] = ()) -> tuple[dict, str]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from ..hydra_guard import suggest_close_keys
+
     if not (conf_dir() / "dataset" / f"{name}.yaml").is_file():
         raise KeyError(name)
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"), suggest_close_keys():
         cfg = compose(config_name="config", overrides=[f"dataset={name}", *overrides])
     return OmegaConf.to_container(cfg.dataset, resolve=True), str(cfg.paths.data_root)
 
