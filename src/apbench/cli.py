@@ -115,7 +115,7 @@ def hydra_run(overrides: list[str]) -> int:
               + "\n  ".join(refused), file=sys.stderr)
         return 2
     code = _exit_code(statuses)
-    if code and len(statuses) > 1:
+    if code and failed:
         print(f"apbench: {len(failed)} run(s) did not end ok (their records say why; `apbench results DIR` "
               "lists them, and a rerun of the same command redoes them):\n  " + "\n  ".join(failed), file=sys.stderr)
     return code

@@ -48,7 +48,8 @@ class Job:
     seconds: float | None = None
 
 
-def dataset_sizes(d: DictConfig, unknown: int | None = None, data_root: str | None = None) -> tuple[int | None, int | None]:
+def dataset_sizes(d: DictConfig, unknown: int | None = None,
+                  data_root: str | None = None) -> tuple[int | None, int | None]:
     """(train, val) images: from the config, the tables above, a user's image folder (its files are
     listed, not read), or ``unknown`` (train only) when none knows."""
     if d.get("train_size") is not None:
@@ -59,7 +60,8 @@ def dataset_sizes(d: DictConfig, unknown: int | None = None, data_root: str | No
         from .data import DataError, LOADERS, loader_kwargs
         _, kwargs = loader_kwargs(OmegaConf.to_container(d, resolve=True))
         try:
-            sizes = LOADERS["image_folder"](d.get("root") or data_root, {"train": None, "eval": None}, **kwargs).info["sizes"]
+            splits = LOADERS["image_folder"](d.get("root") or data_root, {"train": None, "eval": None}, **kwargs)
+            sizes = splits.info["sizes"]
             return sizes["train"], sizes["val"]  # _describe adds val to train for trainval runs
         except DataError as e:  # not there (yet): unknown, as for any other dataset plan cannot size
             print(f"apbench plan: cannot size {d.get('name')}: {e}", file=sys.stderr)

@@ -63,11 +63,12 @@ def _check_path_names(path, key: str) -> None:
         name_max, path_max = 255, 4096
     for part in p.parts:
         if len(os.fsencode(part)) > name_max:
-            raise ConfigError(f"{key}={_short(path)}: the folder name {_short(part, 40)!r} is {len(os.fsencode(part))} bytes, "
-                              f"over this file system's limit of {name_max}; give {key} shorter folder names")
+            raise ConfigError(f"{key}={_short(path)}: the folder name {_short(part, 40)!r} is "
+                              f"{len(os.fsencode(part))} bytes, over this file system's limit of {name_max}; "
+                              f"give {key} shorter folder names")
     if len(os.fsencode(str(p))) + 64 > path_max:  # + a run id, record.json and a temporary suffix
-        raise ConfigError(f"{key}={_short(path)} is {len(os.fsencode(str(p)))} bytes long; with the run folders under it "
-                          f"that passes this file system's path limit of {path_max}; give {key} a shorter path")
+        raise ConfigError(f"{key}={_short(path)} is {len(os.fsencode(str(p)))} bytes long; with the run folders "
+                          f"under it that passes this file system's path limit of {path_max}; give {key} a shorter path")
 
 
 def _check_keys(section: dict, valid: set[str], where: str):

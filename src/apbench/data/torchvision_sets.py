@@ -94,7 +94,8 @@ def open_split(name: str, root: Path, train: bool, transform):
         raise MissingData(f"{where}: {e}; run `apbench data prepare {name}` or restore the files") from None
     except FileNotFoundError as e:
         raise MissingData(f"{where}: {e.filename} is missing; run `apbench data prepare {name}` or restore it") from None
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, pickle.UnpicklingError) as e:  # truncated pickle / .mat, bad csv
+    # a truncated pickle or .mat, a bad csv, a pickle of other data
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, pickle.UnpicklingError) as e:
         raise DataError(f"{where}: unreadable ({type(e).__name__}: {e}); delete it and run "
                         f"`apbench data prepare {name}` again") from None
 
