@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from .base import DataError, MissingData
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+DECODE_VERSION = "rgb2"  # rgb2: 16/32-bit grey scaled by 257 (was clipped to white)
 VERIFY_HINT = "run `apbench data verify` on the data root to list every broken file"
 
 
@@ -64,6 +65,7 @@ class ImageFiles(ImageDataset):
     def fingerprint(self) -> str:
         h = hashlib.sha1(super().fingerprint().encode())
         h.update("\n".join(self.paths).encode())
+        h.update(DECODE_VERSION.encode())  # a disk cache decoded by an older to_rgb is not reused
         return h.hexdigest()[:16]
 
     def raw(self, i: int) -> Image.Image:
