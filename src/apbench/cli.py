@@ -41,15 +41,34 @@ def _in_shard(job_num: int) -> bool:
     return job_num % n == i
 
 
+EXIT_CODES = """exit codes of `apbench run`:
+  0  every run is ok (or was skipped: an ok record exists)
+  1  a run failed (its record says failed), or its record could not be written
+  2  bad input: refused before any work, no record (a sweep runs its other cells first)
+  3  out of memory (the record says oom; no other failure)"""
+
+
+def _exit_code(statuses: list[str]) -> int:
+    bad = [s for s in statuses if s in ("failed", "oom")]
+    return 0 if not bad else 3 if all(s == "oom" for s in bad) else 1
+
+
 def hydra_run(overrides: list[str]) -> int:
     """Run one cell, or a sweep with ``-m``. A sweep goes on past a refused cell (bad input, invalid
-    config: no record) and ends with exit 2 listing them, so a script notices that cells are missing.
+    config, a cell that does not compose: no record) and ends with exit 2 listing them, so a script
+    notices that cells are missing; else with 1 (or 3) when a run's record says failed (oom).
     Cells run by an out-of-process launcher (submitit, SLURM) report in their own logs instead."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from .hydra_guard import guarded
+
     refused: list[str] = []
+    not_composed: list[tuple[list[str], str]] = []
+    failed: list[str] = []
+    statuses: list[str] = []
+    started = []
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def task(cfg):
@@ -59,6 +78,7 @@ def hydra_run(overrides: list[str]) -> int:
         from .run import RecordWriteError
         from .validate import ConfigError, InputError
 
+        started.append(True)
         hc = HydraConfig.get()
         multirun = hc.mode == RunMode.MULTIRUN
         if multirun and not _in_shard(hc.job.num):
@@ -75,16 +95,30 @@ def hydra_run(overrides: list[str]) -> int:
             sys.exit(1 if isinstance(e, RecordWriteError) else 2)
         for rec in recs:
             print(_summary(rec))
+            statuses.append(rec["status"])
+            if rec["status"] != "ok" and multirun:
+                failed.append(f"#{hc.job.num} {' '.join(hc.overrides.task)}: {rec['status']} ({rec['run_id']})")
         return recs[-1].get("status")
 
     sys.argv = ["apbench run", *overrides]
-    task()
+    try:
+        with guarded(not_composed):
+            task()
+    except SystemExit as e:
+        if e.code == 1 and not started:  # Hydra refused the command line (an unknown option or key)
+            return 2
+        return e.code if isinstance(e.code, int) else 1
+    refused += [f"{' '.join(ov)}: does not compose ({why[:200]})" for ov, why in not_composed]
     if refused:
         print(f"apbench: {len(refused)} cell(s) of the sweep were refused and left no record "
               "(the reasons are printed above; fix them and rerun the sweep: finished cells are skipped):\n  "
               + "\n  ".join(refused), file=sys.stderr)
         return 2
-    return 0
+    code = _exit_code(statuses)
+    if code and failed:
+        print(f"apbench: {len(failed)} run(s) did not end ok (their records say why; `apbench results DIR` "
+              "lists them, and a rerun of the same command redoes them):\n  " + "\n  ".join(failed), file=sys.stderr)
+    return code
 
 
 def layers_cmd(argv: list[str]) -> int:

@@ -48,19 +48,30 @@ class Job:
     seconds: float | None = None
 
 
-def dataset_sizes(d: DictConfig, unknown: int | None = None) -> tuple[int | None, int | None]:
-    """(train, val) images: from the config, the tables above, or ``unknown`` (train only) when neither knows."""
+def dataset_sizes(d: DictConfig, unknown: int | None = None,
+                  data_root: str | None = None) -> tuple[int | None, int | None]:
+    """(train, val) images: from the config, the tables above, a user's image folder (its files are
+    listed, not read), or ``unknown`` (train only) when none knows."""
     if d.get("train_size") is not None:
         return int(d.train_size), int(d.get("val_size") or 0)
     if d.get("name") in KNOWN_SIZES:
         return KNOWN_SIZES[d.name]
+    if d.get("format") == "image_folder":
+        from .data import DataError, LOADERS, loader_kwargs
+        _, kwargs = loader_kwargs(OmegaConf.to_container(d, resolve=True))
+        try:
+            splits = LOADERS["image_folder"](d.get("root") or data_root, {"train": None, "eval": None}, **kwargs)
+            sizes = splits.info["sizes"]
+            return sizes["train"], sizes["val"]  # _describe adds val to train for trainval runs
+        except DataError as e:  # not there (yet): unknown, as for any other dataset plan cannot size
+            print(f"apbench plan: cannot size {d.get('name')}: {e}", file=sys.stderr)
     return FORMAT_SIZES.get(d.get("format"), (unknown, 0 if unknown else None))
 
 
 def _describe(cfg: DictConfig, train_images: int | None = None) -> Job:
     p = proto.resolve(cfg)
     job = Job(0, [], cfg, protocol=p["name"])
-    n_train, n_val = dataset_sizes(cfg.dataset, train_images)
+    n_train, n_val = dataset_sizes(cfg.dataset, train_images, cfg.paths.data_root)
     both = None if n_train is None else n_train + n_val
     n_test = int(cfg.dataset.get("test_size") or 0)  # unknown test sizes are not counted
     if p["grid"] is None:

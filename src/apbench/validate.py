@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -41,6 +43,34 @@ def _positive(value, key, integer=False):
         raise ConfigError(f"{key}={value!r} must be {kind}")
 
 
+SEED_MAX = 2**32 - 1  # NumPy's legacy seeding takes 32 bits; the loader derives seed * 100003 + epoch in 64
+
+
+def _short(text, n: int = 80) -> str:
+    text = str(text)
+    return text if len(text) <= n else f"{text[:n - 20]}...{text[-17:]}"
+
+
+def _check_path_names(path, key: str) -> None:
+    """Refuse a folder whose names the file system cannot hold (else OSError 36 mid-launch)."""
+    p = Path(str(path)).expanduser().absolute()
+    probe = p
+    while probe != probe.parent and not os.path.isdir(probe):  # isdir: False (never OSError) on a long name
+        probe = probe.parent
+    try:
+        name_max, path_max = os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
+    except (OSError, ValueError):  # not every file system answers: the POSIX minimums of Linux
+        name_max, path_max = 255, 4096
+    for part in p.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise ConfigError(f"{key}={_short(path)}: the folder name {_short(part, 40)!r} is "
+                              f"{len(os.fsencode(part))} bytes, over this file system's limit of {name_max}; "
+                              f"give {key} shorter folder names")
+    if len(os.fsencode(str(p))) + 64 > path_max:  # + a run id, record.json and a temporary suffix
+        raise ConfigError(f"{key}={_short(path)} is {len(os.fsencode(str(p)))} bytes long; with the run folders "
+                          f"under it that passes this file system's path limit of {path_max}; give {key} a shorter path")
+
+
 def _check_keys(section: dict, valid: set[str], where: str):
     unknown = sorted(set(section) - valid)
     if unknown:
@@ -75,6 +105,9 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
     _positive(t.get("epochs"), "trainer.epochs", integer=True)
     _positive(t.get("batch_size"), "trainer.batch_size", integer=True)
     _positive(t.get("lr"), "trainer.lr")
+    momentum = t.get("momentum", 0.9)  # read by sgd only: otherwise a typo would pass until someone picks sgd
+    if not isinstance(momentum, (int, float)) or isinstance(momentum, bool) or not 0 <= momentum < float("inf"):
+        raise ConfigError(f"trainer.momentum={momentum!r} must be a number >= 0 (e.g. 0.9; used by optimizer=sgd)")
     _positive(t.get("eval_batch_size", 1), "trainer.eval_batch_size", integer=True)
     if t.get("grad_clip") is not None:  # a string here would only fail mid-training
         _positive(t["grad_clip"], "trainer.grad_clip")
@@ -88,6 +121,34 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
     settings = TrainSettings(**{k: v for k, v in t.items() if k in fields})
     settings.lr_scale = dict(method_scale)
     return settings
+
+
+PROBE_SIZES = (16, 32, 64, 96, 112, 128, 160, 192, 224, 256, 288, 320, 384, 448, 512)
+
+
+def _forward_error(model, input_size) -> str | None:
+    """The error of one forward of the meta-device ``model`` at ``input_size`` (no memory, no compute)."""
+    import torch
+    try:
+        with torch.no_grad():
+            model.eval()(torch.empty(2, *input_size, device="meta"))
+    except Exception as e:  # noqa: BLE001  (kernel-size RuntimeErrors, timm's size AssertionErrors, ...)
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return None
+
+
+def _check_input_size(model, input_size, name: str) -> None:
+    """An image size the backbone cannot take (a kernel larger than the feature map, a ViT built for
+    another size) would otherwise fail inside the layer probe or at the first training step."""
+    error = _forward_error(model, input_size)
+    if error is None:
+        return
+    fits = [s for s in PROBE_SIZES if _forward_error(model, (input_size[0], s, s)) is None]
+    if not fits:  # no size works: the meta device cannot run this model, so this check says nothing
+        return
+    raise ConfigError(f"model.preprocessing.image_size={input_size[-1]} does not fit {name} ({error}); "
+                      f"sizes it takes: {', '.join(map(str, fits[:4]))}{', ...' if len(fits) > 4 else ''}; set "
+                      "model.preprocessing.image_size to one of them")
 
 
 def validate(cfg: DictConfig) -> dict:
@@ -105,8 +166,12 @@ def validate(cfg: DictConfig) -> dict:
         resolve_device(cfg.device)
     except RuntimeError as e:
         raise ConfigError(str(e)) from None
-    if not isinstance(cfg.get("seed"), int):
-        raise ConfigError(f"seed={cfg.get('seed')!r} must be an integer")
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"seed={seed!r} must be an integer")
+    if not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"seed={seed} is out of range: a seed is an integer from 0 to {SEED_MAX} (2**32 - 1)")
+    _check_path_names(cfg.paths.results_dir, "paths.results_dir")
     settings = trainer_settings(cfg)
     stage = cfg.protocol.get("stage")
     if stage not in ("final", "select"):  # grid protocols set it per run (apbench.protocol)
@@ -135,10 +200,17 @@ def validate(cfg: DictConfig) -> dict:
         close = difflib.get_close_matches(str(mc.get("name")), timm.list_models(), 3)
         raise ConfigError(f"model.name={mc.get('name')!r} is not a timm model" + (f"; did you mean {close}?" if close else ""))
     _choice(mc.get("weights"), ("random", "hub", "bundled", "file"), "model.weights")
+    if mc["weights"] == "file" and not mc.get("checkpoint"):
+        raise ConfigError("model.weights=file needs model.checkpoint=PATH, a file saved with "
+                          "torch.save(model.state_dict(), PATH); or choose model.weights=hub, bundled or random")
+    size = (mc.get("preprocessing") or {}).get("image_size")
+    if size is not None:
+        _positive(size, "model.preprocessing.image_size", integer=True)
     try:
         with torch.device("meta"):
             model = timm.create_model(mc["name"], pretrained=False, **(mc.get("kwargs") or {}))
         pre = resolve_preprocessing(model, mc.get("preprocessing"))
+        _check_input_size(model, pre["input_size"], mc["name"])
         head = setup_head(model, m.get("head", "linear"), int(d.get("num_classes") or 2), seed=cfg.seed)
         family_of(model)
         args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}

@@ -1,7 +1,9 @@
 """Reliability suite: shared helpers, and the tally behind the one summary line it prints.
 
 Every check here drives the real ``python -m apbench`` in a subprocess (with a timeout) on the tiny
-ResNet and tiny real data, so what is tested is what a user's shell would see.
+ResNet and tiny real data, so what is tested is what a user's shell would see -- or, for bad input
+refused before any work, the same entry point in-process (``apbench.cli.main``, whose return value
+is the exit status), which costs a validation instead of a Python start.
 """
 from __future__ import annotations
 

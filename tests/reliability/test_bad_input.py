@@ -1,11 +1,14 @@
 """Bad input through the real CLI: exit non-zero, name the problem and the fix, write no record.
 
-Every case is its own ``python -m apbench ...`` process in its own folder; they run two at a time
-(all up front, in one module fixture) to fit the suite in two CPU cores.
+The first cases are each their own ``python -m apbench ...`` process in its own folder; they run two
+at a time (all up front, in one module fixture) to fit the suite in two CPU cores. The later ones
+(issue 16) call the same entry point in-process, ``apbench.cli.main(argv)``, whose return value is
+the process's exit status (``__main__`` exits with it): each costs a validation, not a Python start.
 """
 from __future__ import annotations
 
 import gzip
+import json
 import resource
 import struct
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +70,7 @@ def _cases(w: Path) -> dict:
         "unknown_method": (tiny(w, "method=lora2"), ["Could not find 'method/lora2'", "lora"]),
         "unknown_launcher": (tiny(w, "hydra/launcher=nope"), ["Could not find 'hydra/launcher/nope'",
                                                                "Available options in 'hydra/launcher'"]),
-        "misspelt_key": (tiny(w, "trainer.lrr=0.1"), ["Key 'lrr' is not in struct", "trainer.lrr"]),
+        "misspelt_key": (tiny(w, "trainer.lrr=0.1"), ["Key 'lrr' is not in struct", "did you mean trainer.lr?"]),
         # Validation: types, ranges, names, families
         "misspelt_new_key": (tiny(w, "+dataset.trian_size=40"), ["'trian_size' (did you mean 'train_size'?)"]),
         "wrong_type": (tiny(w, "trainer.epochs=ten"), ["trainer.epochs='ten' must be a positive integer"]),
@@ -154,6 +157,7 @@ def test_bad_input_is_refused_clearly_and_leaves_nothing(cid, outcomes, tally):
     missing = [e for e in expected if e not in text]
     leftovers = records_under(root) + list(root.rglob("*.tmp")) + list(root.rglob("checkpoint.pt"))
     assert out.returncode != 0, f"exit 0 on bad input:\n{text[-2000:]}"
+    assert out.returncode == (1 if cid == "disk_full" else 2), text[-2000:]  # 1: the record could not be written
     assert not missing, f"message lacks {missing}:\n{text[-2000:]}"
     assert "Traceback" not in out.stderr, out.stderr[-2000:]
     assert leftovers == [], leftovers
@@ -181,3 +185,141 @@ def test_missing_checkpoint_file_names_the_key_to_fix(tmp_path):
     from apbench.models.weights import WeightsError, read_state_dict
     with pytest.raises(WeightsError, match="does not exist; set model.checkpoint to an existing"):
         read_state_dict(tmp_path / "gone.pth")
+
+
+# --- In-process cases (issue 16): refused before any work, exit 2, nothing written -------------------
+
+class _Payload:
+    """Unpickling this calls os.system: proof that a file's code ran (it creates ``marker``)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def _image_folder(base: Path, broken: dict[str, bytes] | None = None, classes=("cat", "dog")) -> Path:
+    from data_writers import image
+    for split in ("train", "test"):
+        for c, cls in enumerate(classes):
+            for i in range(3):
+                image(base / split / cls / f"{i}.png", c, i)
+    for rel, content in (broken or {}).items():
+        (base / rel).write_bytes(content)
+    return base
+
+
+def _crafted_cifar(w: Path) -> Path:
+    """A torchvision CIFAR-10 folder whose data_batch_1 runs ``touch MARKER`` when unpickled."""
+    import pickle
+    from data_writers import cifar_arrays, write_cifar
+    folder = write_cifar(w / "data")
+    data, labels = cifar_arrays(10, 10, 0)
+    (folder / "data_batch_1").write_bytes(pickle.dumps({"data": data, "labels": labels,
+                                                        "batch_label": _Payload(w / "PWNED")}))
+    return folder
+
+
+def _in_process_cases(w: Path) -> dict:
+    """id -> (argv, the messages that must appear); every ``run`` writes under its own root."""
+    folders = w / "folders"
+    one_class = _image_folder(folders / "one_class", classes=("cat",))
+    empty_img = _image_folder(folders / "empty_image", {"train/dog/1.png": b""})
+    junk_img = _image_folder(folders / "junk_image", {"train/cat/2.png": b"GIF89a? no, my notes\n"})
+    lite0 = ["model=efficientnet_lite0"]
+    _crafted_cifar(w)
+    return {
+        "results_dir_name_too_long": (tiny(w, f"paths.results_dir={w / ('x' * 300)}"),
+                                      ["is 300 bytes, over this file system's limit of 255",
+                                       "give paths.results_dir shorter folder names"]),
+        "image_size_zero": (tiny(w, "model.preprocessing.image_size=0"),
+                            ["model.preprocessing.image_size=0 must be a positive integer"]),
+        "image_size_too_small": (tiny(w, "model=tiny_convnext", "model.preprocessing.image_size=8"),
+                                 ["model.preprocessing.image_size=8 does not fit convnext_atto",
+                                  "Kernel size can't be greater than actual input size", "sizes it takes: 32"]),
+        "seed_beyond_64_bits": (tiny(w, f"seed={2**64 + 1}"),
+                                [f"seed={2**64 + 1} is out of range", "an integer from 0 to 4294967295"]),
+        "momentum_not_a_number": (tiny(w, "trainer.optimizer=sgd", "trainer.momentum=abc"),
+                                  ["trainer.momentum='abc' must be a number >= 0"]),
+        "weights_file_without_checkpoint": (tiny(w, *lite0, "model.weights=file"),
+                                            ["model.weights=file needs model.checkpoint=PATH",
+                                             "or choose model.weights=hub, bundled or random"]),
+        "misspelt_key_without_plus": (tiny(w, "trainer.epoch=3"),
+                                      ["no key 'epoch' in trainer", "did you mean trainer.epochs?",
+                                       "trainer.epochs=3"]),
+        "image_folder_not_found": (tiny(w, "dataset=image_folder", f"paths.data_root={w / 'folders'}"),
+                                   ["my_dataset does not exist", "set dataset.path to your image folder"]),
+        "image_folder_one_class": (tiny(w, "dataset=image_folder", f"dataset.path={one_class}"),
+                                   ["1 class found (cat)", "needs two classes or more"]),
+        "zero_byte_image": (tiny(w, "dataset=image_folder", f"dataset.path={empty_img}"),
+                            ["of the train split", "dog/1.png (an empty file, 0 bytes)",
+                             "re-extract or re-download those files"]),
+        "unreadable_image": (tiny(w, "dataset=image_folder", f"dataset.path={junk_img}"),
+                             ["cat/2.png (UnidentifiedImageError", "re-extract or re-download those files",
+                              "apbench data verify"]),
+        "crafted_cifar_pickle": (tiny(w, "dataset=cifar10", f"paths.data_root={w / 'data'}",
+                                      "dataset.val_fraction=0.5"),
+                                 ["data_batch_1: refused, not loaded", "posix.system",
+                                  "it would run code if loaded", "apbench data prepare cifar10"]),
+    }
+
+
+IN_PROCESS_IDS = ["results_dir_name_too_long", "image_size_zero", "image_size_too_small", "seed_beyond_64_bits",
+                  "momentum_not_a_number", "weights_file_without_checkpoint", "misspelt_key_without_plus",
+                  "image_folder_not_found", "image_folder_one_class", "zero_byte_image", "unreadable_image",
+                  "crafted_cifar_pickle"]
+QUIET = ["hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]  # no log handlers left on pytest's streams
+
+
+def run_main(capsys, argv: list[str]) -> tuple[int, str]:
+    from apbench.cli import main
+    capsys.readouterr()
+    code = main([*argv, *QUIET] if argv[0] == "run" else argv)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+@pytest.mark.parametrize("cid", IN_PROCESS_IDS)
+def test_bad_input_in_process_is_refused_before_any_work(cid, tmp_path, capsys, monkeypatch, tally):
+    from apbench import cell
+    cases = _in_process_cases(tmp_path)
+    assert sorted(cases) == sorted(IN_PROCESS_IDS)
+    argv, expected = cases[cid]
+    root = tmp_path / "root"
+    argv = [a.replace(f"paths.root_dir={tmp_path}", f"paths.root_dir={root}") for a in argv]
+    monkeypatch.setattr(cell, "fit", lambda *a, **k: pytest.fail("training started on bad input"))
+    tally.bad_inputs += 1
+    code, text = run_main(capsys, argv)
+    missing = [e for e in expected if e not in text]
+    leftovers = records_under(tmp_path) + list(tmp_path.rglob("*.tmp")) + list(tmp_path.rglob("checkpoint.pt"))
+    assert code == 2, text[-2000:]
+    assert not missing, f"message lacks {missing}:\n{text[-2000:]}"
+    assert "Traceback" not in text and "+trainer.epoch" not in text, text[-2000:]
+    assert leftovers == [], leftovers
+    assert not (tmp_path / "PWNED").exists(), "the crafted pickle's code ran"
+    tally.clear_errors += 1
+
+
+def test_the_crafted_cifar_batch_is_live(tmp_path):
+    """The payload above really runs when unpickled by pickle itself (so the case above tests something)."""
+    import pickle
+    folder = _crafted_cifar(tmp_path)
+    pickle.loads((folder / "data_batch_1").read_bytes())
+    assert (tmp_path / "PWNED").exists()
+
+
+def test_a_sweep_cell_that_does_not_compose_is_refused_and_the_others_run(tmp_path, capsys, tally):
+    """README: refused cells are reported, the others run, the sweep exits 2 listing them. Linear probing
+    has no ``layers``: Hydra's sweeper refused the whole sweep for that one cell."""
+    tally.bad_inputs += 1
+    code, text = run_main(capsys, tiny(tmp_path, "method=ap,linear_probe", "method.layers=[2]",
+                                       "trainer.measure_efficiency=false", multirun=True))
+    assert code == 2, text[-2000:]
+    refused = text.split("1 cell(s) of the sweep were refused")[1]
+    assert "method=linear_probe method.layers=[2]" in refused and "there is no key 'layers' in method" in refused
+    assert "the keys of method are: head, lr_scale, name" in refused
+    [rec] = [json.loads(p.read_text()) for p in records_under(tmp_path)]
+    assert (rec["method"], rec["status"], rec["layers"]) == ("ap", "ok", ["2"])
+    tally.clear_errors += 1

@@ -47,10 +47,31 @@ def build(cfg: Mapping[str, Any], preprocessing: dict, data_root: str | None = N
             f"dataset.num_classes is {expected_classes} but the data found has {splits.num_classes} classes "
             f"({splits.info.get('source', '?')}); fix the data root or dataset.num_classes"
         )
+    if splits.num_classes < 2:  # one class: 100 % accuracy that means nothing
+        raise DataError(f"{splits.info.get('source', fmt)}: {splits.num_classes} class found "
+                        f"({', '.join(splits.class_names) or '-'}); a classification task needs two classes or more "
+                        "(for an image folder: one folder per class under train/)")
+    _check_readable(splits)
     splits = cache_splits(splits, cfg.get("name", fmt), cfg.get("cache") or "none", cfg.get("cache_dir"))
     splits.info["augment"] = augment
     splits.info["deterministic_train"] = is_deterministic(augment)
     return splits
+
+
+def _check_readable(splits: Splits) -> None:
+    """Empty or unidentifiable image files are refused now, not at the step that reads them."""
+    for name in ("train", "val"):
+        ds = getattr(splits, name)
+        if hasattr(ds, "check_readable"):
+            ds.check_readable(name)
+    open_test = splits._test
+
+    def test():
+        ds = open_test()
+        if hasattr(ds, "check_readable"):
+            ds.check_readable("test")
+        return ds
+    splits._test = test
 
 
 __all__ = ["build", "collate", "loader_kwargs", "BUILD_KEYS", "DataError", "MissingData", "Splits", "LOADERS"]

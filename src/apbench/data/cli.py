@@ -1,6 +1,6 @@
 """``apbench data``: check a data root, fetch what can be fetched, say how to get the rest.
 
-    apbench data verify SUITE|DATASET [--root DIR] [--quick] [--checksums]
+    apbench data verify SUITE|DATASET [dataset.KEY=VALUE ...] [--root DIR] [--quick] [--checksums]
     apbench data prepare DATASET [--root DIR]
     apbench data list
 """
@@ -14,11 +14,16 @@ from .manifest import MANIFEST
 
 
 def verify_cmd(a) -> int:
+    from hydra.errors import HydraException
+
     from .verify import format_table, verify
     try:
-        reports = verify(a.target, a.root, decode=not a.quick, checksums=a.checksums)
+        reports = verify(a.target, a.root, decode=not a.quick, checksums=a.checksums, overrides=a.overrides)
     except KeyError as e:
         print(f"apbench data verify: {e.args[0]}", file=sys.stderr)
+        return 2
+    except HydraException as e:  # a misspelt override
+        print(f"apbench data verify: {e}", file=sys.stderr)
         return 2
     print(format_table(reports))
     return 0 if all(r.status == "ok" for r in reports) else 1
@@ -94,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("verify", help="check files, counts, classes and images of a suite or dataset")
     v.add_argument("target", help="a suite (conf/suite/) or a dataset config (conf/dataset/)")
+    v.add_argument("overrides", nargs="*", metavar="dataset.KEY=VALUE",
+                   help="overrides as for `apbench run`, e.g. dataset.path=/data/my_set for image_folder")
     v.add_argument("--root", help="data root (default: paths.data_root, i.e. $APBENCH_DATA or ./data)")
     v.add_argument("--quick", action="store_true", help="PIL verify() only, without decoding every image")
     v.add_argument("--checksums", action="store_true", help="also compare torchvision files with their md5")

@@ -62,9 +62,14 @@ def from_list(base: Path, list_file: Path, classes: list[str]) -> tuple[list[Pat
 @register_loader("image_folder")
 def load_image_folder(root, transforms, path: str = ".", lists: dict | None = None, val_fraction: float = 0.1,
                       split_seed: int = 0, num_classes: int | None = None, trainval: bool = False):
-    base = Path(path).expanduser() if Path(path).is_absolute() else need_root(root) / path
+    if not Path(path).expanduser().is_absolute() and not root:
+        raise MissingData(f"dataset.path={path} is relative and no data root is set: give dataset.path=/abs/folder, "
+                          "or set paths.data_root (or $APBENCH_DATA) to the folder that holds it")
+    base = Path(path).expanduser() if Path(path).expanduser().is_absolute() else need_root(root) / path
     if not base.is_dir():
-        raise MissingData(f"{base} does not exist; {FIX}")
+        where = "" if Path(path).expanduser().is_absolute() else f" (dataset.path={path} under the data root {root})"
+        raise MissingData(f"{base} does not exist{where}; set dataset.path to your image folder "
+                          f"(absolute, or relative to paths.data_root); {FIX}")
     if lists:
         classes = sorted(scan(base))
         get = lambda s: from_list(base, base / lists[s], classes) if lists.get(s) else None

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from .base import DataError, MissingData
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+DECODE_VERSION = "rgb2"  # rgb2: 16/32-bit grey scaled by 257 (was clipped to white)
 VERIFY_HINT = "run `apbench data verify` on the data root to list every broken file"
 
 
@@ -64,15 +65,56 @@ class ImageFiles(ImageDataset):
     def fingerprint(self) -> str:
         h = hashlib.sha1(super().fingerprint().encode())
         h.update("\n".join(self.paths).encode())
+        h.update(DECODE_VERSION.encode())  # a disk cache decoded by an older to_rgb is not reused
         return h.hexdigest()[:16]
 
     def raw(self, i: int) -> Image.Image:
         try:
             with Image.open(self.paths[i]) as im:
-                return im.convert("RGB")
+                return to_rgb(im)
         except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for truncated / non-image files
             raise DataError(f"{self.paths[i]}: unreadable image ({e}); re-extract or re-download it; "
                             f"{VERIFY_HINT}") from None
+
+    def check_readable(self, what: str = "") -> None:
+        """Refuse empty files and files PIL cannot identify, before training: one ``stat`` and a
+        header read per file (``Image.open`` is lazy: no pixels are decoded), in a few threads.
+        A file whose header is fine but whose pixels are truncated is still only found when read
+        (``apbench data verify`` decodes every image)."""
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            errors = [(p, e) for p, e in zip(self.paths, pool.map(header_error, self.paths)) if e]
+        if errors:
+            p, e = errors[0]
+            raise DataError(f"{len(errors)} of {len(self.paths)} images of the {what or 'data'} split "
+                            f"({self.source}) cannot be read, e.g. {p} ({e}); re-extract or re-download those "
+                            f"files, or delete them; {VERIFY_HINT}")
+
+
+def header_error(path: str) -> str | None:
+    """Why ``path`` is no image (empty, or a header PIL does not know), or None."""
+    try:
+        if os.stat(path).st_size == 0:
+            return "an empty file, 0 bytes"
+        with Image.open(path):
+            return None
+    except (OSError, SyntaxError, ValueError) as e:  # UnidentifiedImageError is an OSError
+        return f"{type(e).__name__}: {e}"
+
+
+# 16-bit and 32-bit integer pixels scaled into 0..255 (PIL's own convert("RGB") clips them instead,
+# so a 16-bit PNG becomes white). Both read as 16-bit: what 16-bit PNG/TIFF files hold; 32-bit
+# values are clipped to 0..65535 first. Scaling by 257 maps 0 -> 0 and 65535 -> 255 exactly.
+_WIDE = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """``im`` as 8-bit RGB: 1, L, P, RGBA (alpha dropped, as torchvision's loader does), CMYK and the
+    other modes through PIL; 16/32-bit integer grey scaled (see above)."""
+    if im.mode in _WIDE:
+        a = np.clip(np.asarray(im, dtype=np.int64), 0, 65535)
+        return Image.fromarray(((a + 128) // 257).astype(np.uint8), "L").convert("RGB")
+    return im.convert("RGB")
 
 
 class ArrayImages(ImageDataset):

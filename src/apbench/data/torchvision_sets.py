@@ -2,8 +2,10 @@
 
 Never downloads here (``apbench data prepare`` does). The official train set is split into train/val
 by ``val_fraction`` with ``split_seed`` (independent of the run seed); test is the official test set.
-torchvision's md5 checks are replaced by presence checks: hashing ~200 MB on every run buys nothing
-that a failed unpickle or a wrong count (``apbench data verify``) would not show.
+CIFAR's pickled batches are read by apbench itself through an unpickler that accepts plain data only
+(``safe_pickle``), never by ``pickle.load``: a crafted batch is refused and its code does not run, and
+a user's own (re-pickled) copy still loads. torchvision's md5 sums are checked by
+``apbench data verify --checksums`` (they would refuse every copy that is not byte-identical).
 """
 from __future__ import annotations
 
@@ -18,23 +20,34 @@ from torchvision.datasets.utils import check_integrity
 
 from .base import DataError, MissingData, Splits, register_loader
 from .images import ArrayImages, ImageFiles, carve, need_root
+from .safe_pickle import RefusedPickle, load_plain
 
 
-class _Cifar10(tvd.CIFAR10):
-    def _check_integrity(self) -> bool:
-        return all((Path(self.root) / self.base_folder / f).is_file() for f, _ in self.train_list + self.test_list)
-
-    def _load_meta(self) -> None:
-        saved = self.meta
-        self.meta = {**saved, "md5": None}  # check_integrity(path, None) only tests that the file exists
-        try:
-            super()._load_meta()
-        finally:
-            self.meta = saved
+CIFAR = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}  # file names, folders and md5 sums: torchvision's
 
 
-class _Cifar100(_Cifar10, tvd.CIFAR100):
-    pass
+def read_cifar(name: str, root: Path, train: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images N x 32 x 32 x 3 uint8, labels, class names) of one official CIFAR split, as torchvision
+    reads them, through the plain-data unpickler."""
+    spec = CIFAR[name]
+    folder = Path(root) / spec.base_folder
+    data, targets = [], []
+    for file_name, _ in spec.train_list if train else spec.test_list:
+        entry = _plain(folder / file_name, name)
+        data.append(entry["data"])
+        targets.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+    meta = _plain(folder / spec.meta["filename"], name)
+    images = np.vstack(data).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))
+    return images, np.asarray(targets), list(meta[spec.meta["key"]])
+
+
+def _plain(path: Path, name: str):
+    try:
+        return load_plain(path)
+    except RefusedPickle as e:
+        raise DataError(f"{path}: refused, not loaded: {e}. A real {name} batch holds only arrays and lists; "
+                        f"delete the folder and run `apbench data prepare {name}` (torchvision's download, "
+                        f"md5-checked), or check your copy with `apbench data verify {name} --checksums`") from None
 
 
 class _SVHN(tvd.SVHN):
@@ -65,9 +78,9 @@ def open_split(name: str, root: Path, train: bool, transform):
     """One official split as an apbench dataset (arrays for CIFAR/SVHN, files for GTSRB)."""
     where = f"{root} ({name} {'train' if train else 'test'})"
     try:
-        if name in ("cifar10", "cifar100"):
-            ds = (_Cifar10 if name == "cifar10" else _Cifar100)(str(root), train=train, download=False)
-            return ArrayImages(ds.data, np.asarray(ds.targets), transform, where), list(ds.classes)
+        if name in CIFAR:
+            images, labels, classes = read_cifar(name, root, train)
+            return ArrayImages(images, labels, transform, where), classes
         if name == "svhn":
             ds = _SVHN(str(root), split="train" if train else "test", download=False)
             return ArrayImages(ds.data.transpose(0, 2, 3, 1), ds.labels, transform, where), [str(i) for i in range(10)]
@@ -75,11 +88,14 @@ def open_split(name: str, root: Path, train: bool, transform):
         paths, labels = zip(*ds._samples) if ds._samples else ((), ())
         names = sorted(p.name for p in (root / "gtsrb" / "GTSRB" / "Training").iterdir() if p.is_dir())
         return ImageFiles(paths, labels, transform, where), names
+    except DataError:
+        raise
     except RuntimeError as e:  # torchvision's "Dataset not found or corrupted"
         raise MissingData(f"{where}: {e}; run `apbench data prepare {name}` or restore the files") from None
     except FileNotFoundError as e:
         raise MissingData(f"{where}: {e.filename} is missing; run `apbench data prepare {name}` or restore it") from None
-    except (OSError, EOFError, ValueError, KeyError, IndexError, pickle.UnpicklingError) as e:  # truncated pickle / .mat, bad csv
+    # a truncated pickle or .mat, a bad csv, a pickle of other data
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, pickle.UnpicklingError) as e:
         raise DataError(f"{where}: unreadable ({type(e).__name__}: {e}); delete it and run "
                         f"`apbench data prepare {name}` again") from None
 

@@ -35,15 +35,18 @@ def conf_dir() -> Path:
     return Path(CONF_DIR)
 
 
-def compose_dataset(name: str) -> tuple[dict, str]:
-    """(the composed ``dataset`` config, the default data root) as ``apbench run dataset=NAME`` sees them."""
+def compose_dataset(name: str, overrides: list[str] = ()) -> tuple[dict, str]:
+    """(the composed ``dataset`` config, the default data root) as ``apbench run dataset=NAME OVERRIDES``
+    sees them (``dataset.path=DIR`` for an image folder)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from ..hydra_guard import suggest_close_keys
+
     if not (conf_dir() / "dataset" / f"{name}.yaml").is_file():
         raise KeyError(name)
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"dataset={name}"])
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"), suggest_close_keys():
+        cfg = compose(config_name="config", overrides=[f"dataset={name}", *overrides])
     return OmegaConf.to_container(cfg.dataset, resolve=True), str(cfg.paths.data_root)
 
 
@@ -85,12 +88,12 @@ def _checksums(cfg: dict, root: str) -> list[str]:
     """md5 mismatches of the torchvision files (torchvision's own reference sums)."""
     from torchvision.datasets.utils import check_integrity
 
-    from .torchvision_sets import _SVHN, SETS, _Cifar10, _Cifar100, tv_root
+    from .torchvision_sets import _SVHN, CIFAR, tv_root
 
     name = cfg["dataset"]
     base = tv_root(root, name)
-    if name in ("cifar10", "cifar100"):
-        cls = _Cifar10 if name == "cifar10" else _Cifar100
+    if name in CIFAR:
+        cls = CIFAR[name]
         files = [(base / cls.base_folder / f, md5) for f, md5 in cls.train_list + cls.test_list]
         files.append((base / cls.base_folder / cls.meta["filename"], cls.meta["md5"]))
     elif name == "svhn":
@@ -101,10 +104,11 @@ def _checksums(cfg: dict, root: str) -> list[str]:
 
 
 def verify_dataset(name: str, root: str | None = None, cfg: dict | None = None, entry: Entry | None = None,
-                   decode: bool = True, checksums: bool = False) -> Report:
-    """Report on one dataset config. ``cfg``/``entry`` default to the config file and the manifest."""
+                   decode: bool = True, checksums: bool = False, overrides: list[str] = ()) -> Report:
+    """Report on one dataset config. ``cfg``/``entry`` default to the config file (with ``overrides``)
+    and the manifest."""
     if cfg is None:
-        cfg, default_root = compose_dataset(name)
+        cfg, default_root = compose_dataset(name, overrides)
         root = root or default_root
     entry = entry or MANIFEST.get(name) or Entry(0)
     get = entry.get.replace("<root>", str(cfg.get("root") or root))
@@ -128,6 +132,8 @@ def verify_dataset(name: str, root: str | None = None, cfg: dict | None = None, 
     labels = np.concatenate([np.asarray(ds.labels) for ds in parts if hasattr(ds, "labels")])
     found_k = len(np.unique(labels))
     problems = [f"{k} has {sizes[k]} images, expected {v}" for k, v in want.items() if k in sizes and sizes[k] != v]
+    if found_k < 2:
+        problems.append(f"{found_k} class found: a classification task needs two classes or more")
     if want_k and found_k != want_k:
         problems.append(f"{found_k} classes found, expected {want_k} (the folder holds another dataset, "
                         f"or splits are missing classes)")
@@ -159,8 +165,9 @@ def targets(target: str) -> list[str]:
                    f"({', '.join(datasets)})")
 
 
-def verify(target: str, root: str | None = None, decode: bool = True, checksums: bool = False) -> list[Report]:
-    return [verify_dataset(n, root, decode=decode, checksums=checksums) for n in targets(target)]
+def verify(target: str, root: str | None = None, decode: bool = True, checksums: bool = False,
+           overrides: list[str] = ()) -> list[Report]:
+    return [verify_dataset(n, root, decode=decode, checksums=checksums, overrides=overrides) for n in targets(target)]
 
 
 def format_table(reports: list[Report]) -> str:
