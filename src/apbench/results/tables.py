@@ -35,8 +35,11 @@ EFFICIENCY_COLUMNS = {  # record column -> (table column, scale)
 
 
 def final_ok(df: pd.DataFrame) -> pd.DataFrame:
-    """Runs that report test accuracy: finished ok in the final stage (selection runs never do)."""
-    return df[(df["status"] == "ok") & (df["stage"] == "final")]
+    """Runs that report test accuracy: finished ok in the final stage (selection runs never do), with
+    ``dataset`` as the row label (``dataset_label``: the name plus what tells apart two datasets of
+    one name, e.g. two image folders)."""
+    ok = df[(df["status"] == "ok") & (df["stage"] == "final")]
+    return ok.assign(dataset=ok["dataset_label"]) if "dataset_label" in ok else ok
 
 
 def label_order(labels) -> list[str]:
