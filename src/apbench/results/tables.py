@@ -17,6 +17,7 @@ from .frame import layer_sort_key
 
 ACC = "metrics.test_top1"
 EDGE = "\N{DAGGER}"  # hyper-parameter chosen on the edge of its search grid
+SHARED = "\N{DOUBLE DAGGER}"  # some runs of the cell are also counted in another cell
 MISSING_CELL = "-"
 VTAB_GROUPS = ("natural", "specialized", "structured")
 EXPECTED_NAME = "expected_runs.json"
@@ -42,12 +43,20 @@ def final_ok(df: pd.DataFrame) -> pd.DataFrame:
     return ok.assign(dataset=ok["dataset_label"]) if "dataset_label" in ok else ok
 
 
+def _natural(text: str) -> tuple:
+    """'lr=3e-4, x=10' sorts numbers as numbers: 1 < 10 < 100, 3e-4 < 1e-3."""
+    parts = re.split(r"(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)", text)
+    return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts) if p)
+
+
 def label_order(labels) -> list[str]:
-    """Columns grouped by method, then layers in network order (input, 0..N), then head."""
+    """Columns grouped by method, then layers in network order (input, 0..N), then head, then what
+    else tells cells apart (``{k=v}``, numbers in numeric order)."""
     def key(label: str):
-        m = re.fullmatch(r"([^@\[]+)(?:@([^\[]*))?(?:\[(.*)\])?", label)  # method[:variant]@layers[head]
-        method, layers, head = m.groups() if m else (label, "", "")
-        return (method, head or "", layer_sort_key(layers or ""))
+        base, _, rest = label.partition(" {")
+        m = re.fullmatch(r"([^@\[]+)(?:@([^\[]*))?(?:\[(.*)\])?", base)  # method[:variant]@layers[head]
+        method, layers, head = m.groups() if m else (base, "", "")
+        return (method, head or "", layer_sort_key(layers or ""), _natural(rest))
     return sorted(set(labels), key=key)
 
 
@@ -55,9 +64,9 @@ def _on_edge(flags: pd.Series) -> bool:
     return any(isinstance(f, (list, tuple)) and len(f) > 0 for f in flags)
 
 
-def _cell(mean: float, std: float, edge: bool) -> str:
+def _cell(mean: float, std: float, edge: bool, shared: bool = False) -> str:
     text = f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"  # std needs >= 2 seeds
-    return text + (EDGE if edge else "")
+    return text + (EDGE if edge else "") + (SHARED if shared else "")
 
 
 def _mean_text(values: pd.Series, expected: int) -> str:
@@ -73,7 +82,8 @@ def accuracy_stats(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["model", "protocol", "dataset", "label"]
     return (final_ok(df).groupby(keys, dropna=False)
             .agg(group=("dataset_group", "first"), mean=(ACC, "mean"), std=(ACC, "std"),
-                 n=(ACC, "count"), edge=("hparams.edge_flags", _on_edge))
+                 n=(ACC, "count"), edge=("hparams.edge_flags", _on_edge),
+                 shared=("reached_by", lambda r: bool((r > 1).any())))
             .reset_index())
 
 
@@ -100,7 +110,7 @@ def _vtab_summary(means: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
 def accuracy_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     """{(model, protocol): table of formatted cells}, rows = datasets (+ VTAB summary rows)."""
     stats = accuracy_stats(df)
-    stats["cell"] = [_cell(m, s, e) for m, s, e in zip(stats["mean"], stats["std"], stats["edge"])]
+    stats["cell"] = [_cell(*v) for v in zip(stats["mean"], stats["std"], stats["edge"], stats["shared"])]
     rank = {g: i for i, g in enumerate(VTAB_GROUPS)}
     tables = {}
     for (model, protocol), part in stats.groupby(["model", "protocol"], dropna=False):
@@ -146,7 +156,7 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     for (model, protocol, dataset), part in stats.groupby(level=["model", "protocol", "dataset"], dropna=False):
         part = part.droplevel(["model", "protocol", "dataset"])
         table = pd.DataFrame({
-            "test top-1": [_cell(m, s, e) for m, s, e in zip(part["mean"], part["std"], part["edge"])],
+            "test top-1": [_cell(*v) for v in zip(part["mean"], part["std"], part["edge"], part["shared"])],
             "seeds": part["n"], "lr": part["lr"], "wd": part["wd"],
             "val (selection)": part["val"].round(2),
             "trainable params": part["params"].round().astype("Int64"),
