@@ -138,7 +138,7 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     """{(model, protocol, dataset): table}, one row per method label: test top-1 mean ± std over the
     final seeds (``accuracy_stats``), their number, the lr (and weight decay) the protocol chose, the
     validation score that chose it, and trainable parameters. The single-dataset view of a study;
-    † = grid edge."""
+    † = grid edge. ``95% CI``: see ``results.stats.cell_interval`` (test sample included)."""
     ok = final_ok(df).copy()
     if ok.empty:
         return {}
@@ -151,13 +151,17 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     extra = ok.groupby(keys, dropna=False).agg(
         lr=("hparams.lr", chosen), wd=("hparams.weight_decay", chosen),
         val=("val_selected", "first"), params=("params.trainable", "mean"))
-    stats = accuracy_stats(df).set_index(keys).join(extra)
+    from .stats import cell_stats
+    ci = cell_stats(df).set_index(keys)[["ci_lo", "ci_hi", "ci"]]
+    stats = accuracy_stats(df).set_index(keys).join(extra).join(ci)
     tables = {}
     for (model, protocol, dataset), part in stats.groupby(level=["model", "protocol", "dataset"], dropna=False):
         part = part.droplevel(["model", "protocol", "dataset"])
         table = pd.DataFrame({
             "test top-1": [_cell(*v) for v in zip(part["mean"], part["std"], part["edge"], part["shared"])],
-            "seeds": part["n"], "lr": part["lr"], "wd": part["wd"],
+            "seeds": part["n"],
+            "95% CI": [f"[{lo:.2f}, {hi:.2f}]" if not pd.isna(lo) else "-" for lo, hi in zip(part["ci_lo"], part["ci_hi"])],
+            "lr": part["lr"], "wd": part["wd"],
             "val (selection)": part["val"].round(2),
             "trainable params": part["params"].round().astype("Int64"),
         }, index=part.index)
@@ -262,12 +266,37 @@ def write_table(table: pd.DataFrame, out_dir: Path, stem: str, index: bool = Tru
     return paths
 
 
+def write_stats(df: pd.DataFrame, out: Path, reference: str | None = None) -> tuple[list[Path], list[str]]:
+    """``stats-*`` (per cell: n, mean ± std, 95 % interval, and the paired comparison with
+    ``reference``), ``ranks-*`` (across datasets) and ``cd-*.png``; returns (paths, notes)."""
+    from .stats import cd_diagram, rank_table, stats_tables
+
+    written, notes = [], []
+    for (model, protocol), table in stats_tables(df, reference).items():
+        stem = f"{model}-{protocol}"
+        written += write_table(table, out, f"stats-{stem}", index=False)
+        ranks = rank_table(df, model, protocol, reference)
+        if len(ranks):
+            written += write_table(ranks, out, f"ranks-{stem}")
+        png = out / f"cd-{safe_name(stem)}.png"
+        why = cd_diagram(df, model, protocol, png)
+        if why:
+            notes.append(f"{model}, {protocol}: {why}")
+        else:
+            written.append(png)
+    return written, notes
+
+
 def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
-                 expected: list[dict] | None = None) -> list[Path]:
-    """Write every table (and the unreadable-file list) into ``out_dir``; returns the paths written."""
+                 expected: list[dict] | None = None, reference: str | None = None,
+                 notes: list | None = None) -> list[Path]:
+    """Write every table (and the unreadable-file list) into ``out_dir``; returns the paths written.
+    ``notes`` receives what could not be computed (e.g. no critical-difference diagram, and why)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, stat_notes = write_stats(df, out, reference)
+    if notes is not None:
+        notes += stat_notes
     for (model, protocol), table in accuracy_tables(df).items():
         written += write_table(table, out, f"accuracy-{model}-{protocol}")
     for (model, protocol, dataset), table in method_tables(df).items():
