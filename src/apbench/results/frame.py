@@ -110,10 +110,11 @@ def _disambiguate(df: pd.DataFrame, by: list[str], dataset: bool) -> pd.Series:
 
 def records_frame(records: list[dict]) -> pd.DataFrame:
     rows = [row for r in records for row in _rows(r)]
-    # _cell_key holds nested dicts: kept whole, out of json_normalize's flattening
-    keys = [row.pop("_cell_key") for row in rows]
+    # nested dicts kept whole, out of json_normalize's flattening
+    whole = {c: [row.pop(c) for row in rows] for c in ("_cell_key", "predictions")}
     df = pd.json_normalize(rows, sep=".")
-    df["_cell_key"] = pd.Series(keys, dtype=object)
+    for c, values in whole.items():
+        df[c] = pd.Series(values, dtype=object)
     df = df.reindex(columns=list(dict.fromkeys([*df.columns, *REQUIRED])))
     df["head"] = df["head"].fillna("linear").astype(str)
     df["variant"] = df["variant"].fillna("").astype(str)

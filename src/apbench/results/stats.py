@@ -53,13 +53,16 @@ def _correct_matrix(rows: pd.DataFrame) -> np.ndarray | None:
     return np.stack([p == t for p, t in decoded])
 
 
-def _boot_means(correct: np.ndarray, rng: np.random.Generator, images: np.ndarray | None = None) -> np.ndarray:
-    """Bootstrap means (in %) of ``correct`` (seeds x images): seeds resampled, images as given."""
+def _boot_means(correct: np.ndarray, rng: np.random.Generator, images: np.ndarray | None = None,
+                pick: np.ndarray | None = None) -> np.ndarray:
+    """Bootstrap means (in %) of ``correct`` (seeds x images): seeds resampled (or as ``pick``
+    gives them), images as ``images`` gives them (else resampled)."""
     seeds, n = correct.shape
     if images is None:
         images = rng.integers(0, n, size=(BOOT, n))
     per_seed = np.stack([correct[:, idx].mean(axis=1) for idx in images])  # BOOT x seeds
-    pick = rng.integers(0, seeds, size=(BOOT, seeds)) if seeds > 1 else np.zeros((BOOT, 1), int)
+    if pick is None:
+        pick = rng.integers(0, seeds, size=(BOOT, seeds)) if seeds > 1 else np.zeros((BOOT, 1), int)
     return 100.0 * np.take_along_axis(per_seed, pick, axis=1).mean(axis=1)
 
 
@@ -97,17 +100,22 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
     return 1.0 if n == 0 else float(sps.binomtest(a_only, n, 0.5).pvalue)
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """(lo, hi, p) for mean accuracy of A minus B (%), ``a``/``b``: seeds x images on the same images."""
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, same_seeds: bool = True) -> tuple[float, float, float]:
+    """(lo, hi, p) for mean accuracy of A minus B (%), ``a``/``b``: seeds x images on the same images.
+    The images are resampled once for both; ``same_seeds`` (row i of both is one seed): the seeds
+    too, else each method's seeds on their own."""
     rng = np.random.default_rng(BOOT_SEED)
     images = rng.integers(0, a.shape[1], size=(BOOT, a.shape[1]))
-    diff = _boot_means(a, rng, images) - _boot_means(b, rng, images)
+    pick = None
+    if same_seeds and len(a) == len(b):
+        pick = rng.integers(0, len(a), size=(BOOT, len(a)))
+    diff = _boot_means(a, rng, images, pick) - _boot_means(b, rng, images, pick)
     lo, hi = np.percentile(diff, [2.5, 97.5])
     tail = min(int((diff <= 0).sum()), int((diff >= 0).sum()))
     return float(lo), float(hi), min(1.0, 2.0 * (tail + 1) / (BOOT + 1))
 
 
-def compare(acc_a, acc_b, n_test, correct_a=None, correct_b=None) -> dict:
+def compare(acc_a, acc_b, n_test, correct_a=None, correct_b=None, same_seeds: bool = False) -> dict:
     """Method A against reference B on one dataset: difference, its interval where known, p, test."""
     acc_a, acc_b = np.asarray(acc_a, float), np.asarray(acc_b, float)
     out = {"diff": float(acc_a.mean() - acc_b.mean()), "diff_lo": float("nan"), "diff_hi": float("nan")}
@@ -116,8 +124,9 @@ def compare(acc_a, acc_b, n_test, correct_a=None, correct_b=None) -> dict:
             a, b = correct_a[0], correct_b[0]
             return out | {"p": mcnemar_exact(int((a & ~b).sum()), int((~a & b).sum())),
                           "test": "McNemar exact (1 run each)"}
-        lo, hi, p = paired_bootstrap(correct_a, correct_b)
-        return out | {"diff_lo": lo, "diff_hi": hi, "p": p, "test": f"paired bootstrap (images x seeds, B={BOOT})"}
+        lo, hi, p = paired_bootstrap(correct_a, correct_b, same_seeds)
+        pairs = "images and seeds paired" if same_seeds else "images paired, seeds not"
+        return out | {"diff_lo": lo, "diff_hi": hi, "p": p, "test": f"paired bootstrap ({pairs}, B={BOOT})"}
     if n_test is None or pd.isna(n_test) or not n_test:
         return out | {"p": float("nan"), "test": "none (no predictions, no test count)"}
     se = math.hypot(_se_normal(acc_a.mean(), acc_a.std(ddof=1) if len(acc_a) > 1 else 0.0, len(acc_a), n_test),
@@ -137,7 +146,7 @@ def cell_stats(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
     ok = final_ok(df)
     rows = []
     for (model, protocol, dataset), part in ok.groupby(["model", "protocol", "dataset"], dropna=False):
-        cells = {label: g for label, g in part.groupby("label")}
+        cells = {label: g.sort_values("seed") for label, g in part.groupby("label")}
         ref = cells.get(reference) if reference else None
         ref_correct = _correct_matrix(ref) if ref is not None else None
         for label in label_order(cells):
@@ -149,7 +158,8 @@ def cell_stats(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
                    "mean": accs.mean(), "std": accs.std(ddof=1) if len(accs) > 1 else float("nan"),
                    "ci_lo": lo, "ci_hi": hi, "ci": how, "n_test": n_test}
             if ref is not None and label != reference:
-                c = compare(accs, ref[ACC].to_numpy(float), n_test, correct, ref_correct)
+                same = sorted(g["seed"].tolist()) == sorted(ref["seed"].tolist())
+                c = compare(accs, ref[ACC].to_numpy(float), n_test, correct, ref_correct, same)
                 row |= {f"vs_{k}": v for k, v in c.items()}
             rows.append(row)
     return pd.DataFrame(rows)
