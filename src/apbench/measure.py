@@ -50,7 +50,7 @@ def measure_cells(jobs: list[plan.Job], device: str = "auto", warmup: int = 2, i
 
     distinct = {}
     for job in jobs:
-        distinct.setdefault(plan._rate_key(job.cfg), job.cfg)
+        distinct.setdefault(plan.rate_key(job.cfg), job.cfg)
     rows = []
     for i, cfg in enumerate(distinct.values(), 1):
         m = OmegaConf.to_container(cfg.method, resolve=True)
@@ -116,7 +116,7 @@ def machine_description() -> str:
 
 
 def main(argv: list[str]) -> int:
-    from .cli import CONF_DIR
+    from .config_dir import CONF_DIR
     from .results.tables import to_markdown, write_table
 
     ap = argparse.ArgumentParser(prog="apbench measure", description=__doc__.split("\n\n")[0])
