@@ -127,7 +127,8 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path
 
 
 def _short(v: float) -> str:
-    return f"{v / 1e6:.3g}M" if v >= 1e6 else f"{v / 1e3:.3g}k" if v >= 1e4 else f"{v:g}"
+    return (f"{v / 1e6:.3g}M" if v >= 1e6 else f"{v / 1e3:.3g}k" if v >= 1e4
+            else f"{v:.0f}" if v >= 100 else f"{v:.3g}")
 
 
 def _layer_labels(ax, xs, ys, layers, colour) -> None:
@@ -187,6 +188,7 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
                   for i, lab in enumerate(singles)}
         fig, axes = plt.subplots(len(datasets), len(COSTS), figsize=(5.2 * len(COSTS), 4.2 * len(datasets)),
                                  squeeze=False)
+        below: dict[str, float] = {}
         for row, dataset in zip(axes, datasets):
             here = part[part["dataset"] == dataset]
             for ax, (col, (xlabel, scale)) in zip(row, COSTS.items()):
@@ -217,7 +219,9 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
                 ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
                 ax.xaxis.set_minor_formatter(NullFormatter())
                 _ylim(ax, shown["ci_lo"], shown["ci_hi"])
-                if far.any():
+                if far.any() and len(datasets) == 1:  # one dataset: the legend says it, off the data
+                    below |= dict(zip(p.loc[far, "label"], p.loc[far, "mean"]))
+                elif far.any():
                     low = p[far].sort_values("mean", ascending=False)
                     listed = "\n".join(f"{lab}: {m:.1f} at {_short(x * scale)}"
                                         for lab, m, x in zip(low["label"], low["mean"], low[col]))
@@ -226,7 +230,8 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
                 ax.set(title=dataset, xlabel=xlabel, ylabel="test top-1 (%), 95% CI")
                 ax.grid(alpha=0.3, which="both")
         handles = [plt.Line2D([], [], marker="o", color=style[s][1], label=f"{s} (points: layer)") for s in series]
-        handles += [plt.Line2D([], [], linestyle="", marker=style[lab][0], color=style[lab][1], label=lab)
+        handles += [plt.Line2D([], [], linestyle="", marker=style[lab][0], color=style[lab][1],
+                               label=lab if lab not in below else f"{lab} ({below[lab]:.1f}, below the range)")
                     for lab in singles]
         handles.append(plt.Line2D([], [], linestyle="--", color="0.4", label="Pareto front"))
         _fit_legend(fig, axes[0][-1], handles, (1.03, 1.0))

@@ -209,7 +209,7 @@ def rank_table(df: pd.DataFrame, model, protocol, reference: str | None = None) 
     if reference is not None and reference in m.columns:
         d = m.sub(m[reference], axis=0)
         out["wins/ties/losses"] = [f"{(d[c] > 0).sum()}/{(d[c] == 0).sum()}/{(d[c] < 0).sum()}" for c in out.index]
-        out[f"mean Δ vs {reference}"] = d.mean().reindex(out.index).round(2)
+        out[f"mean Δ vs {reference}"] = [f"{v:+.2f}" for v in d.mean().reindex(out.index)]
         out["Wilcoxon p"] = [_wilcoxon_text(d[c]) if c != reference else "(reference)" for c in out.index]
     return out.rename_axis("method")
 
