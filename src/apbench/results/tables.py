@@ -2,7 +2,9 @@
 
 Accuracy: one table per (model, protocol); rows are datasets, columns method labels (which carry the
 head, so e.g. AP with a linear head and VP with a label mapping sit side by side but never share a
-column); cells are mean ± std of final-epoch test top-1 over seeds. Protocols are never averaged together.
+column); cells are mean ± std of final-epoch test top-1 over seeds. A cell holds only runs that differ
+in the seed alone (``results.cells``); the labels say what else tells two cells apart. Protocols are
+never averaged together. Intervals and significance: ``results.stats``.
 """
 from __future__ import annotations
 
