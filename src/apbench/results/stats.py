@@ -238,8 +238,11 @@ def cd_diagram(df: pd.DataFrame, model, protocol, path) -> str | None:
     friedman = sps.friedmanchisquare(*[m[c].to_numpy() for c in m.columns]).pvalue
     fig, ax = plt.subplots(figsize=(7, 0.35 * m.shape[1] + 1.5))
     sp.critical_difference_diagram(ranks, sig, ax=ax)
-    ax.set_title(f"{model} ({protocol}): average rank over {len(m)} datasets "
-                 f"(Friedman p = {_fmt_p(friedman)}; bars join methods Nemenyi cannot tell apart)", fontsize="small")
+    p_text = _fmt_p(friedman)
+    p_text = p_text.replace("<", "< ") if p_text.startswith("<") else f"= {p_text}"
+    fig.suptitle(f"{model} ({protocol}): average rank over {len(m)} datasets (1 = best)\n"
+                 f"Friedman p {p_text}; bars join methods the Nemenyi test cannot tell apart", fontsize="small",
+                 y=1.12)  # above the rank axis scikit-posthocs draws at the top
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return None
