@@ -1,6 +1,7 @@
 """The options that never split a results cell (identity.NOT_IDENTITY) leave results bit-identical:
-two real tiny runs, one with the prefix cache, progress bars off and the efficiency measures on, one
-with the cache off, progress on, no measures and other throughput settings and results folder."""
+real tiny runs: one with the prefix cache, progress bars off and the efficiency measures on; one
+with the cache off, progress on, no measures and other throughput settings and results folder; two
+forced ones sharing a prefix store on disk (``trainer.prefix_cache_dir``)."""
 import json
 
 from apbench.results.predictions import correct, decode, encode
@@ -27,8 +28,15 @@ def test_prefix_cache_progress_and_measures_leave_results_bit_identical(tiny_ove
     b = run(compose(*common, "trainer.prefix_cache=off", "trainer.progress=true",
                     "trainer.measure_efficiency=false", "trainer.throughput_warmup=0",
                     "trainer.throughput_iters=1", f"paths.results_dir={tmp_path / 'other'}"))
-    assert a["status"] == b["status"] == "ok", (a["error"], b["error"])
+    # a shared prefix store (written by the first run, read by the second), forced reruns
+    store = [f"trainer.prefix_cache_dir={tmp_path / 'store'}", "force=true", "trainer.measure_efficiency=false"]
+    c = run(compose(*common, *store, f"paths.results_dir={tmp_path / 'c1'}"))
+    d = run(compose(*common, *store, f"paths.results_dir={tmp_path / 'c2'}"))
+    assert a["status"] == b["status"] == c["status"] == d["status"] == "ok", (a["error"], b["error"])
     assert a["prefix_cache"]["used"] and not b["prefix_cache"]["used"]  # the option really differed
+    assert any((tmp_path / "store").iterdir())  # the store was used
+    for other in (c, d):
+        assert json.dumps(other["metrics"]) == json.dumps(a["metrics"]) and other["predictions"] == a["predictions"]
     # bit-identical: the same floats, not merely close; and the same class for every test image
     assert json.dumps(a["metrics"]) == json.dumps(b["metrics"])
     assert json.dumps(a["history"]) == json.dumps(b["history"])
@@ -36,4 +44,4 @@ def test_prefix_cache_progress_and_measures_leave_results_bit_identical(tiny_ove
     assert correct(a["predictions"]).mean() * 100 == a["metrics"]["test_top1"]
     # ... so the tables put them in one cell (as two runs; run ids are i16-lifecycle's)
     from apbench.results.frame import records_frame
-    assert records_frame([a, b])["cell"].nunique() == 1
+    assert records_frame([a, b, c, d])["cell"].nunique() == 1
