@@ -108,7 +108,7 @@ def flatten(tree, prefix: str = "") -> dict:
 
 def is_dataset_key(path: str) -> bool:
     """Leaves that say which data was used: they label rows (datasets), not columns."""
-    return (path.startswith(("config.dataset.", "record.dataset")) or path in ("dataset", "num_classes")
+    return (path.startswith("config.dataset.") or path in ("dataset", "num_classes")
             or path == "inputs.data")
 
 

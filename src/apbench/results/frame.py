@@ -24,7 +24,8 @@ NUMERIC = ("wall_time_s", "metrics.val_top1", "metrics.test_top1", "metrics.trai
            "efficiency.epoch_time_s", "efficiency.train_time_s", "efficiency.memory_bytes", "efficiency.train_throughput",
            "efficiency.infer_throughput", "efficiency.flops_infer", "efficiency.step_time_s", "n_test")
 # Present even when no record carries them, so the table code never checks for columns.
-REQUIRED = (*TOP_KEYS, *NUMERIC, "hparams.edge_flags", "error_type", "error_message", "variant", "predictions")
+REQUIRED = (*TOP_KEYS, *NUMERIC, "hparams.edge_flags", "error_type", "error_message", "variant", "predictions",
+            "cell", "reached_by")
 # The method option that makes two runs of one method different methods in a table (AP's full vs
 # per-channel prompt, VP's pad vs expansive frame, ...): dotted paths into the record's config.method.
 VARIANT_KEYS = {"ap": "shape", "vp": "variant", "vpt": "variant", "adapter": "variant",
