@@ -28,7 +28,7 @@ run -m "${X[@]}" method=vp method.variant=pad method.pad_width=$PAD method.head=
 run -m "${X[@]}" method=vp method.variant=expansive method.inner_size=$INNER method.head=linear,flm,ilm
 run -m "${X[@]}" method=ap method.shape=channel method.layers=0,8,16
 if [ "${PLAN_ONLY:-0}" != 1 ]; then
-  apbench results "$OUT/runs" --out "$OUT"
+  apbench results "$OUT/runs" --out "$OUT" --reference linear_probe
   # the efficiency table measured back to back in one process (the records' own timings depend on load)
   apbench measure --records "$OUT/runs" --baseline full_ft --out "$OUT" > "$OUT/efficiency-measured.txt"
 fi

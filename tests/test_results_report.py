@@ -4,7 +4,7 @@ import json
 import pytest
 
 from apbench.results.frame import load_records
-from apbench.results.plots import plot_accuracy_vs_params, plot_layer_sweeps
+from apbench.results.plots import plot_accuracy_vs_costs, plot_layer_sweeps
 from apbench.results.report import main
 from apbench.results.store import write_record
 
@@ -53,9 +53,9 @@ def assert_png(path):
 def test_plots_are_png(results, tmp_path):
     df, _ = load_records(results)
     sweeps = plot_layer_sweeps(df, tmp_path)
-    params = plot_accuracy_vs_params(df, tmp_path)
+    params = plot_accuracy_vs_costs(df, tmp_path)
     assert [p.name for p in sweeps] == ["layers-effnet.png"]
-    assert [p.name for p in params] == ["acc_vs_params-effnet-fixed.png"]
+    assert [p.name for p in params] == ["acc_vs_cost-effnet-fixed.png"]
     for p in sweeps + params:
         assert_png(p)
 
@@ -74,7 +74,7 @@ def test_cli_writes_report_and_prints(results, capsys):
                  "failures.md", "bad_files.txt"):
         assert (report / name).stat().st_size > 0
     assert_png(report / "layers-effnet.png")
-    assert_png(report / "acc_vs_params-effnet-fixed.png")
+    assert_png(report / "acc_vs_cost-effnet-fixed.png")
 
 
 def test_cli_out_and_missing_runs(results, tmp_path, capsys):

@@ -15,6 +15,7 @@ from .engine.seeding import seed_everything
 from .env import environment, resolve_device
 from .models.factory import build_model
 from .models.weights import WeightsError
+from .results.predictions import encode as encode_predictions
 from .validate import METHOD_RESERVED, InputError
 
 
@@ -100,8 +101,12 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
         val_in_train = bool(cfg.dataset.get("trainval", False))
         metrics["val_top1"] = None if val_in_train else evaluate(
             adapted, cache.sets["val"], device, settings.eval_batch_size, settings.amp, "val")
+        test_preds: list = []
         metrics["test_top1"] = (evaluate(adapted, cache.sets["test"], device, settings.eval_batch_size, settings.amp,
-                                         "test") if test_set is not None else None)
+                                         "test", predictions=test_preds) if test_set is not None else None)
+        if test_preds:  # per test image, for paired statistics (results.stats)
+            record["predictions"] = encode_predictions(torch.cat([p for p, _ in test_preds]),
+                                                       torch.cat([y for _, y in test_preds]))
     record["history"] = out["history"]
     record["label_map"] = adapted.info.get("label_map")  # label_map[target] = source class; frozen from here on
     record["label_map_history"] = adapted.info.get("label_map_history")

@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from pathlib import Path
 
-CONF_DIR = Path(os.environ.get("APBENCH_CONFIG_DIR", Path(__file__).resolve().parent / "conf"))
+from .config_dir import CONF_DIR  # noqa: F401  (also re-exported: `from apbench.cli import CONF_DIR`)
 
 
 def _summary(rec: dict) -> str:

@@ -4,10 +4,12 @@ Run records carry their own efficiency figures, but each was measured whenever t
 a shared machine their timings are not comparable. This command builds every distinct cell of
 ``apbench run -m OVERRIDES`` (random weights, nothing trained or downloaded) and measures them one
 after another in one process: trainable parameters, training memory and FLOPs with the functions
-the records use (``engine.efficiency``), and every timing from one ``plan.cell_costs`` pass: the
-full-model train step and inference, and the train step as the run takes it (the suffix only, where
-the prefix cache applies).
-Ratios are against a baseline method measured in the same pass.
+the records use (``engine.efficiency``), and every timing from ``plan.cell_costs`` passes repeated
+``--repeat`` times (median and min-max in the table): the full-model train step and inference, and
+the train step as the run takes it (the suffix only, where the prefix cache applies). Every timing
+uses the cell's training batch (``trainer.batch_size``), the batch the records' own figures use.
+Ratios are against a baseline cell of the same pass (default: the linear probe, else the first
+cell). The table files are rewritten after every cell, so an interrupted pass keeps what it measured.
 
     apbench measure experiment=cpu_lite0_fmnist1k method=linear_probe,full_ft --baseline full_ft
     apbench measure --records results/cpu-lite0-fmnist1k/runs --out results/cpu-lite0-fmnist1k
@@ -15,13 +17,17 @@ Ratios are against a baseline method measured in the same pass.
 from __future__ import annotations
 
 import argparse
+import copy
+import statistics
 import sys
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from . import plan
+
+DEFAULT_BASELINE = "linear_probe"
 
 
 def _layers_str(layers) -> str:
@@ -38,63 +44,126 @@ def jobs_from_records(root) -> list[plan.Job]:
             if r.get("status") == "ok" and r.get("stage") == "final" and r.get("config")]
 
 
-def measure_cells(jobs: list[plan.Job], device: str = "auto", warmup: int = 2, iters: int = 5,
-                  progress=print) -> pd.DataFrame:
-    """One row per distinct cell (same model/method/batch/cache setting measured once)."""
+def _describe(cfg) -> dict:
+    from .results.frame import variant_of
+
+    m = OmegaConf.to_container(cfg.method, resolve=True)
+    return {"model": cfg.model.get("id", cfg.model.name), "method": m["name"], "head": m.get("head", "linear"),
+            "variant": variant_of(m["name"], m), "layers_str": _layers_str(m.get("layers"))}
+
+
+def distinct_cells(jobs: list[plan.Job]) -> pd.DataFrame:
+    """One row per distinct cell (same model/method/batch/cache setting) with its config and label,
+    known before anything is measured."""
+    from .results.frame import method_labels
+
+    distinct = {}
+    for job in jobs:
+        distinct.setdefault(plan.rate_key(job.cfg), job.cfg)
+    cells = pd.DataFrame([_describe(cfg) | {"cfg": cfg} for cfg in distinct.values()])
+    if len(cells):
+        cells["label"] = method_labels(cells)
+    return cells
+
+
+def choose_baseline(labels: list[str], asked: str | None) -> str | None:
+    """``asked`` ('' = none); by default the linear probe if present, else the first cell."""
+    from .results.tables import label_order
+
+    if asked is not None:
+        return asked or None
+    if not labels:
+        return None
+    return DEFAULT_BASELINE if DEFAULT_BASELINE in labels else label_order(labels)[0]
+
+
+def _at_training_batch(cfg):
+    """The cell's config with inference timed at the training batch, as the records time it."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.trainer.eval_batch_size = cfg.trainer.batch_size
+    return cfg
+
+
+def measure_cells(jobs: list[plan.Job], device: str = "auto", warmup: int = 2, iters: int = 5, repeat: int = 3,
+                  progress=print, on_row=None, cells: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per distinct cell; ``on_row(rows_so_far)`` after each. A cell that fails to build or
+    measure gets a row with its error, and the pass goes on."""
     import torch
 
     from .engine._step import output_width
     from .engine.efficiency import count_params, flops, training_memory
     from .env import resolve_device
-    from .results.frame import variant_of
 
-    distinct = {}
-    for job in jobs:
-        distinct.setdefault(plan._rate_key(job.cfg), job.cfg)
+    cells = distinct_cells(jobs) if cells is None else cells
     rows = []
-    for i, cfg in enumerate(distinct.values(), 1):
-        m = OmegaConf.to_container(cfg.method, resolve=True)
-        dev = resolve_device(device if device != "auto" else cfg.get("device", "auto"))
+    for i, cell_row in enumerate(cells.itertuples(index=False), 1):
+        cfg = _at_training_batch(cell_row.cfg)
+        row = {k: getattr(cell_row, k) for k in ("model", "method", "head", "variant", "layers_str", "label")}
         t = cfg.trainer
-        cell = plan.build_cell(cfg, dev)
-        model, adapted, head, pre = cell
-        adapted.eval()  # as the records measure: dropout off, frozen BN in eval
-        # Structural figures with the records' functions; every timing from one cell_costs pass.
-        params = count_params(model, head.prefixes, adapted.inserted)
-        x = torch.randn(int(t.batch_size), *pre["input_size"], device=dev)
-        y = torch.randint(output_width(model, x), (len(x),), device=dev)
-        memory = training_memory(model, x, y, torch.nn.functional.cross_entropy, t.optimizer,
-                                 t.amp if t.amp != "none" else "fp32")
-        gflops = flops(model, pre["input_size"][1:], train=False) / 1e9
-        cost = plan.cell_costs(cfg, device, warmup=warmup, iters=iters, cell=cell)
-        rows.append({
-            "model": cfg.model.get("id", cfg.model.name), "method": m["name"], "head": m.get("head", "linear"),
-            "variant": variant_of(m["name"], m), "layers_str": _layers_str(m.get("layers")),
-            "trainable": params["trainable"], "trainable_no_head": params["trainable_no_head"],
-            "memory_MB": memory["memory_bytes"] / 1e6,
-            "full_step_ms": 1e3 * cost.full_step_s,
-            "step_ms": 1e3 * cost.step_s, "cache_point": cost.cache_point or "-",
-            "infer_img_s": 1.0 / cost.full_eval_s_per_image, "gflops_infer": gflops,
-        })
-        progress(f"[apbench measure] {i}/{len(distinct)} {m['name']} "
-                 f"layers={rows[-1]['layers_str'] or '-'} head={rows[-1]['head']}: "
-                 f"{rows[-1]['memory_MB']:.1f} MB, step {rows[-1]['step_ms']:.1f} ms")
+        row |= {"batch": int(t.batch_size), "warmup": warmup, "iters": iters, "repeat": repeat, "error": ""}
+        try:
+            dev = resolve_device(device if device != "auto" else cfg.get("device", "auto"))
+            cell = plan.build_cell(cfg, dev)
+            model, adapted, head, pre = cell
+            adapted.eval()  # as the records measure: dropout off, frozen BN in eval
+            params = count_params(model, head.prefixes, adapted.inserted)
+            x = torch.randn(int(t.batch_size), *pre["input_size"], device=dev)
+            y = torch.randint(output_width(model, x), (len(x),), device=dev)
+            memory = training_memory(model, x, y, torch.nn.functional.cross_entropy, t.optimizer,
+                                     t.amp if t.amp != "none" else "fp32")
+            costs = [plan.cell_costs(cfg, device, warmup=warmup, iters=iters, cell=cell) for _ in range(repeat)]
+            step = [1e3 * c.step_s for c in costs]
+            full = [1e3 * c.full_step_s for c in costs]
+            infer = [1.0 / c.full_eval_s_per_image for c in costs]
+            row |= {
+                "trainable": params["trainable"], "trainable_no_head": params["trainable_no_head"],
+                "memory_MB": memory["memory_bytes"] / 1e6,
+                "full_step_ms": statistics.median(full), "full_step_min": min(full), "full_step_max": max(full),
+                "step_ms": statistics.median(step), "step_min": min(step), "step_max": max(step),
+                "cache_point": costs[0].cache_point or "-",
+                "infer_img_s": statistics.median(infer), "infer_min": min(infer), "infer_max": max(infer),
+                "gflops_infer": flops(model, pre["input_size"][1:], train=False) / 1e9,
+            }
+            del model, adapted, cell
+            note = f"{row['memory_MB']:.1f} MB, step {row['step_ms']:.1f} ms ({row['step_min']:.1f}-{row['step_max']:.1f})"
+        except Exception as e:  # one cell's failure must not lose the others' figures
+            row["error"] = f"{type(e).__name__}: {e}".splitlines()[0]
+            note = f"FAILED ({row['error']})"
+        rows.append(row)
+        progress(f"[apbench measure] {i}/{len(cells)} {row['label']}: {note}")
+        if on_row is not None:
+            on_row(pd.DataFrame(rows))
     return pd.DataFrame(rows)
 
 
+def _spread(lo, hi) -> str:
+    return "-" if pd.isna(lo) else f"{lo:.1f}-{hi:.1f}"
+
+
 def table(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
-    """Rows in method-label order; ``x``-columns are baseline / method (above 1: cheaper than it)."""
-    from .results.frame import method_labels
+    """Rows in method-label order; ``x``-columns are baseline / method (above 1: cheaper than it).
+    ``baseline`` None: no ratio columns; a label not among the rows: SystemExit naming them."""
     from .results.tables import label_order
 
-    df = df.assign(label=method_labels(df)).set_index("label")
+    df = df.set_index("label")
+    for col in ("trainable", "trainable_no_head", "memory_MB", "full_step_ms", "full_step_min", "full_step_max",
+                "step_ms", "step_min", "step_max", "cache_point", "infer_img_s", "gflops_infer"):
+        if col not in df:
+            df[col] = float("nan")  # every cell failed
     out = pd.DataFrame({
-        "trainable params": df["trainable"], "trainable w/o head": df["trainable_no_head"],
-        "memory (MB)": df["memory_MB"].round(1),
+        "trainable params": df["trainable"].astype("Int64"), "trainable w/o head": df["trainable_no_head"].astype("Int64"),
+        "memory (MB)": df["memory_MB"].round(1), "batch": df["batch"],
         "train step, full model (ms)": df["full_step_ms"].round(1),
-        "train step as run (ms)": df["step_ms"].round(1), "prefix cache from": df["cache_point"],
+        "spread (ms)": [_spread(a, b) for a, b in zip(df["full_step_min"], df["full_step_max"])],
+        "train step as run (ms)": df["step_ms"].round(1),
+        "spread as run (ms)": [_spread(a, b) for a, b in zip(df["step_min"], df["step_max"])],
+        "prefix cache from": df["cache_point"].fillna("-"),
         "infer (img/s)": df["infer_img_s"].round(1), "GFLOPs": df["gflops_infer"].round(3),
+        "timings": [f"{r} x ({w} warm-up + {n} timed)" for w, n, r in zip(df["warmup"], df["iters"], df["repeat"])],
     })
+    if df["error"].astype(bool).any():
+        out["error"] = df["error"]
     if baseline is not None:
         if baseline not in df.index:
             raise SystemExit(f"apbench measure: baseline {baseline!r} is not among the cells: "
@@ -115,20 +184,33 @@ def machine_description() -> str:
             f"{os.cpu_count()} cores, load average {load:.1f} at the end")
 
 
+def heading(model: str, part: pd.DataFrame) -> str:
+    batches = "/".join(str(b) for b in sorted(part["batch"].unique()))
+    r, w, n = (int(part[c].iloc[0]) for c in ("repeat", "warmup", "iters"))
+    return (f"{model}: measured back to back; every timing at the training batch ({batches}, as the records), "
+            f"median of {r} repeats of {w} warm-up + {n} timed steps, spread = min-max of the repeats")
+
+
 def main(argv: list[str]) -> int:
-    from .cli import CONF_DIR
-    from .results.tables import to_markdown, write_table
+    from .config_dir import CONF_DIR
+    from .results.tables import label_order, to_markdown, write_table
 
     ap = argparse.ArgumentParser(prog="apbench measure", description=__doc__.split("\n\n")[0])
     ap.add_argument("overrides", nargs="*")
     ap.add_argument("--records", type=Path, default=None,
                     help="measure the cells of the final ok records under this folder instead of a sweep")
-    ap.add_argument("--baseline", default="full_ft", help="method label the ratios divide by ('' for none)")
+    ap.add_argument("--baseline", default=None,
+                    help=f"method label the ratios divide by (default: {DEFAULT_BASELINE} if present, else the "
+                         "first cell; '' for no ratio columns)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3, help="timing passes per cell (median and min-max shown)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--out", type=Path, default=None, help="also write efficiency-measured-<model>.md/csv/tex here")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="also write efficiency-measured-<model>.md/csv/tex here (rewritten after every cell)")
     a = ap.parse_args([x for x in argv if x not in ("-m", "--multirun")])
+    if a.warmup < 0 or a.iters < 1 or a.repeat < 1:
+        ap.error("--iters and --repeat must be >= 1, --warmup >= 0")
     if a.records is not None:
         if a.overrides:
             ap.error("give either OVERRIDES or --records, not both")
@@ -138,13 +220,27 @@ def main(argv: list[str]) -> int:
             return 2
     else:
         jobs = plan.sweep_jobs(a.overrides, str(CONF_DIR))
-    df = measure_cells(jobs, a.device, a.warmup, a.iters, progress=lambda s: print(s, file=sys.stderr))
+    cells = distinct_cells(jobs)
+    labels = list(cells["label"]) if len(cells) else []
+    baseline = choose_baseline(labels, a.baseline)
+    if baseline is not None and baseline not in labels:  # said before minutes of measuring, not after
+        print(f"apbench measure: --baseline {baseline!r} is not among the cells: {', '.join(label_order(labels))}"
+              " (or --baseline '' for no ratio columns)", file=sys.stderr)
+        return 2
+
+    def write(df: pd.DataFrame) -> None:
+        if a.out is None:
+            return
+        a.out.mkdir(parents=True, exist_ok=True)
+        for model, part in df.groupby("model"):
+            write_table(table(part, baseline if baseline in set(part["label"]) else None), a.out,
+                        f"efficiency-measured-{model}")
+
+    df = measure_cells(jobs, a.device, a.warmup, a.iters, a.repeat,
+                       progress=lambda s: print(s, file=sys.stderr), on_row=write, cells=cells)
     print(machine_description())
     for model, part in df.groupby("model"):
-        t = table(part, a.baseline or None)
-        print(f"\n## {model}: measured back to back, {a.warmup} warm-up + {a.iters} timed steps each\n")
-        print(to_markdown(t))
-        if a.out is not None:
-            a.out.mkdir(parents=True, exist_ok=True)
-            write_table(t, a.out, f"efficiency-measured-{model}")
-    return 0
+        here = baseline if baseline in set(part["label"]) else None
+        print(f"\n## {heading(model, part)}\n")
+        print(to_markdown(table(part, here)))
+    return 1 if df["error"].astype(bool).any() else 0

@@ -222,7 +222,7 @@ def cell_costs(cfg: DictConfig, device: str = "auto", warmup: int = 2, iters: in
     return cost
 
 
-def _rate_key(cfg: DictConfig) -> str:
+def rate_key(cfg: DictConfig) -> str:
     """Cells that share this key train at the same speed (dataset and lr do not matter)."""
     keep = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "method")}
     t = cfg.trainer
@@ -235,7 +235,7 @@ def estimate(jobs: list[Job], measure: str = "first", device: str = "auto", step
     costs: dict[str, CellCost] = {}
     notes = []
     for job in jobs:
-        key = _rate_key(job.cfg)
+        key = rate_key(job.cfg)
         if step_time is not None:
             costs.setdefault(key, CellCost(step_time))
         elif key not in costs and (measure == "each" or not costs):
@@ -253,7 +253,7 @@ def estimate(jobs: list[Job], measure: str = "first", device: str = "auto", step
                           for i, (n, e) in enumerate(zip(job.train_images, job.eval_images)))
     if step_time is not None:
         notes.append(f"step time {step_time:.4f} s/step, given with --step-time (training steps only)")
-    elif measure == "first" and len(costs) == 1 and len({_rate_key(j.cfg) for j in jobs}) > 1:
+    elif measure == "first" and len(costs) == 1 and len({rate_key(j.cfg) for j in jobs}) > 1:
         notes.append("every cell assumed as fast as the first (methods and layers differ: --measure each)")
     return notes
 
@@ -263,7 +263,7 @@ def _hours(seconds: float) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from .cli import CONF_DIR
+    from .config_dir import CONF_DIR
 
     ap = argparse.ArgumentParser(prog="apbench plan", description=__doc__.split("\n\n")[0],
                                  epilog="OVERRIDES are those of `apbench run -m`, e.g. experiment=layer_sweep_cnn")

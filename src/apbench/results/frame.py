@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from .cells import cell_id, cell_key, differences, flatten, is_dataset_key, selections
 from .store import iter_records
 
 # Nested sections flattened to "section.key" columns; config/env/preprocessing stay out of the frame
@@ -21,22 +22,31 @@ TOP_KEYS = ("run_id", "status", "dataset", "dataset_group", "protocol", "stage",
 NUMERIC = ("wall_time_s", "metrics.val_top1", "metrics.test_top1", "metrics.train_loss",
            "params.total", "params.trainable", "params.trainable_no_head",
            "efficiency.epoch_time_s", "efficiency.train_time_s", "efficiency.memory_bytes", "efficiency.train_throughput",
-           "efficiency.infer_throughput", "efficiency.flops_infer")
+           "efficiency.infer_throughput", "efficiency.flops_infer", "efficiency.step_time_s", "n_test")
 # Present even when no record carries them, so the table code never checks for columns.
-REQUIRED = (*TOP_KEYS, *NUMERIC, "hparams.edge_flags", "error_type", "error_message", "variant")
+REQUIRED = (*TOP_KEYS, *NUMERIC, "hparams.edge_flags", "error_type", "error_message", "variant", "predictions",
+            "cell", "reached_by")
 # The method option that makes two runs of one method different methods in a table (AP's full vs
 # per-channel prompt, VP's pad vs expansive frame, ...): dotted paths into the record's config.method.
 VARIANT_KEYS = {"ap": "shape", "vp": "variant", "vpt": "variant", "adapter": "variant",
                 "peft": "config.peft_type"}
 
 
-def _row(record: dict) -> dict:
+def _rows(record: dict) -> list[dict]:
+    """One row per cell the run belongs to: a final run several selections reached is in each."""
     row = {k: record.get(k) for k in TOP_KEYS}
     row.update({s: record.get(s) or {} for s in SECTIONS})  # json_normalize flattens these
     error = record.get("error") or {}
     row["error_type"], row["error_message"] = error.get("type"), error.get("message")
     row["variant"] = _variant(record)
-    return row
+    row["n_test"] = (record.get("data") or {}).get("test")
+    row["predictions"] = record.get("predictions")  # kept encoded; results.stats decodes it
+    sels = selections(record) if record.get("stage") == "final" else []
+    rows = []
+    for sel in sels or [None]:
+        key = cell_key(record, sel)
+        rows.append(row | {"cell": cell_id(key), "_cell_key": key, "reached_by": max(1, len(sels))})
+    return rows
 
 
 def _variant(record: dict) -> str:
@@ -82,8 +92,30 @@ def method_labels(df: pd.DataFrame, layers: bool = True) -> pd.Series:
     return (df["method"].astype(str) + kind + at + head).astype(str)
 
 
+def _split_key(key: dict, dataset: bool) -> dict:
+    """The dataset leaves of a cell key (``dataset=True``) or all the others."""
+    return {p: v for p, v in flatten(key).items() if is_dataset_key(p) == dataset}
+
+
+def _disambiguate(df: pd.DataFrame, by: list[str], dataset: bool) -> pd.Series:
+    """Per group of ``by`` (final runs only), ``{k=v}`` over what the group's cells differ in."""
+    suffix = pd.Series("", index=df.index, dtype=object)
+    final = df[df["stage"] == "final"]
+    for _, part in final.groupby(by, dropna=False):
+        cells = part.drop_duplicates("cell")
+        diffs = differences([_split_key(k, dataset) for k in cells["_cell_key"]])
+        by_cell = dict(zip(cells["cell"], diffs))
+        suffix[part.index] = [(" " + by_cell[c]) if by_cell[c] else "" for c in part["cell"]]
+    return suffix
+
+
 def records_frame(records: list[dict]) -> pd.DataFrame:
-    df = pd.json_normalize([_row(r) for r in records], sep=".")
+    rows = [row for r in records for row in _rows(r)]
+    # nested dicts kept whole, out of json_normalize's flattening
+    whole = {c: [row.pop(c) for row in rows] for c in ("_cell_key", "predictions")}
+    df = pd.json_normalize(rows, sep=".")
+    for c, values in whole.items():
+        df[c] = pd.Series(values, dtype=object)
     df = df.reindex(columns=list(dict.fromkeys([*df.columns, *REQUIRED])))
     df["head"] = df["head"].fillna("linear").astype(str)
     df["variant"] = df["variant"].fillna("").astype(str)
@@ -93,11 +125,17 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     for col in NUMERIC:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     # The same run_id seen twice (e.g. a results folder copied into another) would count a seed
-    # twice and shrink the std; keep the last finished copy.
+    # twice and shrink the std; keep the last finished copy (per cell it is in).
     df = (df.sort_values("finished_at", na_position="first", kind="stable")
-            .drop_duplicates("run_id", keep="last")
+            .drop_duplicates(["run_id", "cell"], keep="last")
             .reset_index(drop=True))
-    df["label"] = method_labels(df) if len(df) else pd.Series(dtype=str)
+    if not len(df):
+        return df.assign(label=pd.Series(dtype=str), dataset_label=pd.Series(dtype=str))
+    # Labels: method[:variant][@layers][head], then {k=v} for whatever else tells apart cells that
+    # would share it (over all datasets of a table, so a column means one thing); datasets likewise.
+    df["label"] = method_labels(df)
+    df["label"] = df["label"] + _disambiguate(df, ["model", "protocol", "label"], dataset=False)
+    df["dataset_label"] = df["dataset"].astype(str) + _disambiguate(df, ["model", "protocol", "dataset"], dataset=True)
     return df
 
 

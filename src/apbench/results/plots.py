@@ -1,7 +1,8 @@
-"""Figures from the records frame: AP accuracy across layers, and accuracy against trainable parameters.
+"""Figures from the records frame: AP accuracy across layers, and accuracy against what it costs.
 
-One PNG per model (layer sweep) or per (model, protocol) (parameters), one panel per dataset: averaging
-accuracies of different datasets into one point would hide which datasets a method has results for.
+One PNG per (model, protocol), one panel (row) per dataset: averaging accuracies of different
+datasets into one point would hide which datasets a method has results for. Error bars are the 95 %
+intervals of ``results.stats`` (test sample included) and the y range always holds them whole.
 """
 from __future__ import annotations
 
@@ -13,24 +14,22 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from .frame import layer_sort_key, method_labels  # noqa: E402
-from .tables import ACC, safe_name, final_ok, label_order  # noqa: E402
+from .tables import ACC, final_ok, label_order, safe_name  # noqa: E402
 
 SWEPT_METHOD = "ap"
 REFERENCE_METHODS = ("vp", "norm_tuning", "linear_probe", "full_ft")  # drawn as horizontal lines
 MARKERS = "osD^v<>pP*Xh"
-
-
-def _panels(n: int, size: float = 3.6, width: float | None = None):
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    width = width or size
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 1.5, size * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, list(axes.flat[:n])
+FAR_BELOW = 15.0  # points whose interval ends this far below the best are listed, not drawn
+COSTS = {  # frame column -> (axis label, scale)
+    "params.trainable": ("trainable parameters", 1.0),
+    "efficiency.memory_bytes": ("training memory (MB, saved for backward + params/grads/optimizer)", 1e-6),
+    "efficiency.step_time_s": ("train step, full model (ms, from the records)", 1e3),
+}
 
 
 def _save(fig, path: Path) -> Path:
@@ -39,86 +38,209 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
-    """Per model: AP test top-1 (mean ± std over seeds) at each layer point, input first, with the
-    reference methods as horizontal lines."""
+def _points(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, protocol, dataset, label): mean accuracy with its 95 % interval, the mean
+    costs, and the series a layer sweep draws it in (``ap:full``, ``ap:channel``, ...)."""
+    from .stats import cell_stats
+
     ok = final_ok(df)
-    # one curve per variant and head type (e.g. ap, ap:channel, ap[flm]); the layers are the x axis
-    ap = ok.assign(series=method_labels(ok, layers=False))[ok["method"] == SWEPT_METHOD]
-    refs = ok[ok["method"].isin(REFERENCE_METHODS)]
+    if ok.empty:
+        return pd.DataFrame()
+    ok = ok.assign(series=method_labels(ok, layers=False) + ok["label"].str.partition(" {")[1]
+                   + ok["label"].str.partition(" {")[2])
+    keys = ["model", "protocol", "dataset", "label"]
+    costs = ok.groupby(keys, dropna=False).agg(method=("method", "first"), series=("series", "first"),
+                                               layers=("layers_str", "first"),
+                                               **{c: (c, "mean") for c in COSTS})
+    ci = cell_stats(df).set_index(keys)[["mean", "ci_lo", "ci_hi", "n"]]
+    out = costs.join(ci).reset_index()
+    # no interval known (no test count, no predictions): the bar is the point itself
+    out["ci_lo"], out["ci_hi"] = out["ci_lo"].fillna(out["mean"]), out["ci_hi"].fillna(out["mean"])
+    return out
+
+
+def _ylim(ax, lows, highs) -> None:
+    """A range that holds every error bar whole, with a little room."""
+    lo, hi = float(np.nanmin(lows)), float(np.nanmax(highs))
+    pad = max(0.5, 0.05 * (hi - lo))
+    ax.set_ylim(lo - pad, hi + pad)
+
+
+def _yerr(p: pd.DataFrame) -> np.ndarray:
+    return np.vstack([p["mean"] - p["ci_lo"], p["ci_hi"] - p["mean"]]).clip(min=0)
+
+
+def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
+    """Per (model, protocol): AP test top-1 at each layer point (input first) with its 95 % interval,
+    one curve per variant and head, the reference methods as horizontal lines."""
+    pts = _points(df)
+    if pts.empty:
+        return []
     written = []
-    for model, part in ap.groupby("model"):
-        datasets = sorted(part["dataset"].unique())
-        most = part.groupby("dataset")["layers_str"].nunique().max()
-        fig, axes = _panels(len(datasets), width=max(3.6, 0.3 * most))  # room for every layer label
-        for ax, dataset in zip(axes, datasets):
-            points = part[part["dataset"] == dataset]
-            order = sorted(points["layers_str"].unique(), key=layer_sort_key)
+    protocols = pts.groupby("model")["protocol"].nunique()
+    for (model, protocol), part in pts.groupby(["model", "protocol"]):
+        ap = part[part["method"] == SWEPT_METHOD]
+        if ap.empty:
+            continue
+        refs = part[part["method"].isin(REFERENCE_METHODS)]
+        datasets = sorted(ap["dataset"].unique())
+        most = ap.groupby("dataset")["layers"].nunique().max()
+        cols = min(len(datasets), 3)
+        rows = math.ceil(len(datasets) / cols)
+        width = max(4.5, 0.32 * most)
+        fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 3, 3.8 * rows), squeeze=False)
+        for ax in axes.flat[len(datasets):]:
+            ax.set_visible(False)
+        for ax, dataset in zip(axes.flat, datasets):
+            points = ap[ap["dataset"] == dataset]
+            order = sorted(points["layers"].unique(), key=layer_sort_key)
             x = {layer: i for i, layer in enumerate(order)}
-            for name, curve in points.groupby("series"):
-                s = curve.groupby("layers_str")[ACC].agg(["mean", "std"])
-                s = s.loc[sorted(s.index, key=layer_sort_key)]
-                ax.errorbar([x[k] for k in s.index], s["mean"], yerr=s["std"].fillna(0),
+            names = sorted(points["series"].unique())
+            for j, (name, curve) in enumerate(points.groupby("series")):
+                curve = curve.iloc[sorted(range(len(curve)), key=lambda i: layer_sort_key(curve["layers"].iloc[i]))]
+                dodge = 0.12 * (j - (len(names) - 1) / 2)  # side by side: no bar hides another
+                ax.errorbar([x[k] + dodge for k in curve["layers"]], curve["mean"], yerr=_yerr(curve),
                             marker="o", capsize=3, label=name)
-            ref = refs[(refs["model"] == model) & (refs["dataset"] == dataset)]
-            curves = points["series"].nunique()
-            refs_here = ref.groupby("label")[ACC].mean()
-            # The y range follows the AP curves (and references near them); a reference far off
-            # (e.g. VP with label mapping at half the accuracy) is listed with its value instead of
-            # squashing the curves into a flat line.
-            means = points.groupby(["series", "layers_str"])[ACC].mean()
-            lo, hi = float(means.min()), float(means.max())
-            near = refs_here[(refs_here >= lo - 10) & (refs_here <= hi + 10)]
-            lo, hi = min([lo, *near]), max([hi, *near])
-            pad = max(1.0, 0.1 * (hi - lo))
-            ax.set_ylim(lo - pad, hi + pad)
-            palette = plt.get_cmap("Dark2").colors  # references: not the AP curves' tab10 colours
-            for i, label in enumerate(label_order(refs_here.index)):
-                acc = refs_here[label]
+            lows, highs = list(points["ci_lo"]), list(points["ci_hi"])
+            # A reference far off (e.g. VP with label mapping at half the accuracy) is listed with its
+            # value instead of squashing the curves into a flat line.
+            ref = refs[refs["dataset"] == dataset].set_index("label")
+            near = ref[(ref["mean"] >= min(lows) - 10) & (ref["mean"] <= max(highs) + 10)]
+            # references: not the AP curves' tab10 colours, and enough of them not to repeat
+            palette = plt.get_cmap("Dark2").colors + plt.get_cmap("Set1").colors
+            for i, label in enumerate(label_order(ref.index)):
+                acc = ref.loc[label, "mean"]
                 style = dict(linestyle=("--", ":", "-.")[i % 3], color=palette[i % len(palette)])
                 if label in near.index:
                     ax.axhline(acc, label=f"{label} ({acc:.1f})", **style)
                 else:
                     ax.plot([], [], label=f"{label} ({acc:.1f}, off scale)", **style)
+            _ylim(ax, lows + list(near["mean"]), highs + list(near["mean"]))
             ax.set_xticks(range(len(order)), order, rotation=45 if len(order) > 10 else 0)
-            ax.set(title=dataset, xlabel="layer point", ylabel="test top-1 (%)")
+            ax.set(title=dataset, xlabel="layer point", ylabel="test top-1 (%), 95% CI")
             ax.grid(alpha=0.3)
-            if curves + len(refs_here) > 5:  # a long legend goes beside the axes, not over the curves
-                ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
-            else:
-                ax.legend(fontsize="small")
-        fig.suptitle(f"{model}: activation prompt by layer")
-        written.append(_save(fig, Path(out_dir) / f"layers-{safe_name(str(model))}.png"))
+            ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig.suptitle(f"{model} ({protocol}): activation prompt by layer")
+        name = f"layers-{safe_name(str(model))}" + ("" if protocols[model] == 1 else f"-{safe_name(str(protocol))}")
+        written.append(_save(fig, Path(out_dir) / f"{name}.png"))
     return written
 
 
-def plot_accuracy_vs_params(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
-    """Per (model, protocol): test top-1 against trainable parameters (log scale), one marker per label."""
-    ok = final_ok(df)
-    ok = ok[ok["params.trainable"] > 0]  # log axis
+def _short(v: float) -> str:
+    return (f"{v / 1e6:.3g}M" if v >= 1e6 else f"{v / 1e3:.3g}k" if v >= 1e4
+            else f"{v:.0f}" if v >= 100 else f"{v:.3g}")
+
+
+def _layer_labels(ax, xs, ys, layers, colour) -> None:
+    """Each AP point's layer next to it; points that coincide (same cost, accuracy within 0.3) share
+    one label ("6,7,8"), so a label never sits on another."""
+    groups: list[list] = []
+    for x, y, layer in zip(xs, ys, layers):
+        for g in groups:
+            if abs(math.log(x / g[0])) < 0.02 and abs(y - g[1]) < 0.3:
+                g[2].append(layer)
+                break
+        else:
+            groups.append([x, y, [layer]])
+    for x, y, names in groups:
+        ax.annotate(",".join(names), (x, y), xytext=(2, 4), textcoords="offset points", fontsize=6,
+                    color=colour, rotation=45)
+
+
+def pareto_front(cost, acc) -> list[int]:
+    """Indices of the points no other point beats on both (lower cost and higher accuracy), by cost."""
+    order = sorted(range(len(cost)), key=lambda i: (cost[i], -acc[i]))
+    front, best = [], -math.inf
+    for i in order:
+        if acc[i] > best:
+            front.append(i)
+            best = acc[i]
+    return front
+
+
+def _fit_legend(fig, ax, handles, loc_anchor) -> None:
+    """A legend beside ``ax`` in as many columns as it takes to be no taller than the axes."""
+    fig.canvas.draw()
+    height = ax.get_window_extent().height
+    for ncol in range(1, 8):
+        leg = ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=loc_anchor,
+                        ncol=ncol, borderaxespad=0.0)
+        fig.canvas.draw()
+        if leg.get_window_extent().height <= height:
+            return
+
+
+def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
+    """Per (model, protocol): test top-1 (95 % interval) against trainable parameters, training memory
+    and step time (log x), one row per dataset, with the Pareto front; AP's cells one connected
+    series per variant, each point labelled by its layer; the other methods one marker each."""
+    pts = _points(df)
+    if pts.empty:
+        return []
     written = []
-    for (model, protocol), part in ok.groupby(["model", "protocol"]):
-        points = part.groupby(["dataset", "label"])[[ACC, "params.trainable"]].mean().reset_index()
-        labels = label_order(points["label"])
-        style = {label: (MARKERS[i % len(MARKERS)], f"C{i % 10}") for i, label in enumerate(labels)}
-        datasets = sorted(points["dataset"].unique())
-        fig, axes = _panels(len(datasets))
-        for ax, dataset in zip(axes, datasets):
-            for _, p in points[points["dataset"] == dataset].iterrows():
-                marker, color = style[p["label"]]
-                ax.scatter(p["params.trainable"], p[ACC], marker=marker, color=color, label=p["label"])
-            ax.set_xscale("log")
-            ax.set(title=dataset, xlabel="trainable parameters", ylabel="test top-1 (%)")
-            ax.grid(alpha=0.3, which="both")
-        handles = [plt.Line2D([], [], linestyle="", marker=m, color=c, label=lab)
-                   for lab, (m, c) in style.items()]
-        fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
-        fig.suptitle(f"{model} ({protocol}): accuracy vs trainable parameters")
-        name = f"acc_vs_params-{safe_name(str(model))}-{safe_name(str(protocol))}.png"
+    for (model, protocol), part in pts.groupby(["model", "protocol"]):
+        datasets = sorted(part["dataset"].unique())
+        series = sorted(part.loc[part["method"] == SWEPT_METHOD, "series"].unique())
+        singles = label_order(part.loc[part["method"] != SWEPT_METHOD, "label"].unique())
+        colours = plt.get_cmap("tab20").colors  # 20 distinct; with the markers every label differs
+        style = {s: ("o", colours[(2 * i) % 20]) for i, s in enumerate(series)}
+        style |= {lab: (MARKERS[(i + 1) % len(MARKERS)], colours[(2 * (i + len(series)) + (i + len(series)) // 10) % 20])
+                  for i, lab in enumerate(singles)}
+        fig, axes = plt.subplots(len(datasets), len(COSTS), figsize=(5.2 * len(COSTS), 4.2 * len(datasets)),
+                                 squeeze=False)
+        below: dict[str, float] = {}
+        for row, dataset in zip(axes, datasets):
+            here = part[part["dataset"] == dataset]
+            for ax, (col, (xlabel, scale)) in zip(row, COSTS.items()):
+                p = here[here[col] > 0]  # log axis; a cost not recorded is not plotted
+                if p.empty:
+                    ax.text(0.5, 0.5, f"no records with {col}", ha="center", transform=ax.transAxes)
+                    continue
+                xs = p[col] * scale
+                front = pareto_front(list(xs), list(p["mean"]))
+                # Points far below the best (e.g. VP behind a label mapping) are listed with their
+                # value rather than drawn: the range then resolves the rest, and no bar is cut.
+                far = p["ci_hi"] < p["mean"].max() - FAR_BELOW
+                shown = p[~far]
+                for s in series:
+                    c = shown[shown["series"] == s]
+                    c = c.iloc[sorted(range(len(c)), key=lambda i: layer_sort_key(c["layers"].iloc[i]))]
+                    ax.errorbar(c[col] * scale, c["mean"], yerr=_yerr(c), marker="o", ms=4, capsize=2,
+                                lw=1, color=style[s][1], zorder=3)
+                    _layer_labels(ax, list(c[col] * scale), list(c["mean"]), list(c["layers"]), style[s][1])
+                for lab in singles:
+                    c = shown[shown["label"] == lab]
+                    if len(c):
+                        ax.errorbar(c[col] * scale, c["mean"], yerr=_yerr(c), marker=style[lab][0], ms=6,
+                                    capsize=2, linestyle="", color=style[lab][1], zorder=3)
+                fx, fy = xs.iloc[front].to_numpy(), p["mean"].iloc[front].to_numpy()
+                ax.step(fx, fy, where="post", color="0.4", linestyle="--", lw=1, zorder=2)
+                ax.set_xscale("log")
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+                ax.xaxis.set_minor_formatter(NullFormatter())
+                _ylim(ax, shown["ci_lo"], shown["ci_hi"])
+                if far.any() and len(datasets) == 1:  # one dataset: the legend says it, off the data
+                    below |= dict(zip(p.loc[far, "label"], p.loc[far, "mean"]))
+                elif far.any():
+                    low = p[far].sort_values("mean", ascending=False)
+                    listed = "\n".join(f"{lab}: {m:.1f} at {_short(x * scale)}"
+                                        for lab, m, x in zip(low["label"], low["mean"], low[col]))
+                    ax.text(0.98, 0.02, f"below the range:\n{listed}", transform=ax.transAxes, ha="right",
+                            va="bottom", fontsize=6, bbox=dict(facecolor="white", alpha=0.8, lw=0.3))
+                ax.set(title=dataset, xlabel=xlabel, ylabel="test top-1 (%), 95% CI")
+                ax.grid(alpha=0.3, which="both")
+        handles = [plt.Line2D([], [], marker="o", color=style[s][1], label=f"{s} (points: layer)") for s in series]
+        handles += [plt.Line2D([], [], linestyle="", marker=style[lab][0], color=style[lab][1],
+                               label=lab if lab not in below else f"{lab} ({below[lab]:.1f}, below the range)")
+                    for lab in singles]
+        handles.append(plt.Line2D([], [], linestyle="--", color="0.4", label="Pareto front"))
+        _fit_legend(fig, axes[0][-1], handles, (1.03, 1.0))
+        fig.suptitle(f"{model} ({protocol}): accuracy against cost", y=1.0)
+        name = f"acc_vs_cost-{safe_name(str(model))}-{safe_name(str(protocol))}.png"
         written.append(_save(fig, Path(out_dir) / name))
     return written
 
 
 def write_plots(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return plot_layer_sweeps(df, out_dir) + plot_accuracy_vs_params(df, out_dir)
+    return plot_layer_sweeps(df, out_dir) + plot_accuracy_vs_costs(df, out_dir)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from .frame import load_records
 from .plots import write_plots
-from .tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, load_expected,
-                     missing_runs, to_markdown, write_tables)
+from .stats import rank_table, stats_tables
+from .tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, final_ok, label_order,
+                     load_expected, missing_runs, to_markdown, write_tables)
 
 EXIT_NO_RECORDS = 2
 
@@ -19,6 +20,9 @@ def _parser() -> argparse.ArgumentParser:
                                             "from the run records under DIR.")
     p.add_argument("dir", metavar="DIR", type=Path, help="results directory (searched recursively)")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: DIR/report)")
+    p.add_argument("--reference", default=None, metavar="METHOD",
+                   help="a method label (as in the tables, e.g. linear_probe) to compare every other method "
+                        "with: paired tests per dataset, Wilcoxon and ranks across datasets")
     return p
 
 
@@ -45,8 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # a broken expectation list must not hide the results themselves
         print(f"apbench results: ignoring {EXPECTED_NAME}: {e}", file=sys.stderr)
         expected = None
+    labels = sorted(set(final_ok(df)["label"]))
+    if args.reference is not None and args.reference not in labels:
+        print(f"apbench results: --reference {args.reference!r} is not a method label of these records; "
+              f"choose one of: {', '.join(label_order(labels)) or '(no final ok runs)'}", file=sys.stderr)
+        return EXIT_NO_RECORDS
     out = args.out or args.dir / "report"
-    written = write_tables(df, out, bad_files=bad, expected=expected) + write_plots(df, out)
+    notes: list[str] = []
+    written = (write_tables(df, out, bad_files=bad, expected=expected, reference=args.reference, notes=notes)
+               + write_plots(df, out))
 
     print(f"{len(df)} records read from {args.dir}")
     print(compute_summary(df))
@@ -55,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         _section(f"test top-1 (%): {model}, {protocol}", to_markdown(table))
     if not tables:
         print("\nno accuracy table: no run finished ok in the final stage")
+    if args.reference is not None:
+        for (model, protocol), table in stats_tables(df, args.reference).items():
+            _section(f"against {args.reference}: {model}, {protocol} (95% CI includes the test sample; "
+                     f"p from the test named per row)", to_markdown(table, index=False))
+            ranks = rank_table(df, model, protocol, args.reference)
+            if len(ranks):
+                _section(f"across datasets: {model}, {protocol}", to_markdown(ranks))
+    for note in notes:
+        print(f"\nnote: {note}")
     failures = failures_table(df)
     _section(f"failures ({len(failures)})", to_markdown(failures, index=False) if len(failures) else "none")
     if bad:

@@ -2,7 +2,9 @@
 
 Accuracy: one table per (model, protocol); rows are datasets, columns method labels (which carry the
 head, so e.g. AP with a linear head and VP with a label mapping sit side by side but never share a
-column); cells are mean ± std of final-epoch test top-1 over seeds. Protocols are never averaged together.
+column); cells are mean ± std of final-epoch test top-1 over seeds. A cell holds only runs that differ
+in the seed alone (``results.cells``); the labels say what else tells two cells apart. Protocols are
+never averaged together. Intervals and significance: ``results.stats``.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from .frame import layer_sort_key
 
 ACC = "metrics.test_top1"
 EDGE = "\N{DAGGER}"  # hyper-parameter chosen on the edge of its search grid
+SHARED = "\N{DOUBLE DAGGER}"  # some runs of the cell are also counted in another cell
 MISSING_CELL = "-"
 VTAB_GROUPS = ("natural", "specialized", "structured")
 EXPECTED_NAME = "expected_runs.json"
@@ -35,16 +38,27 @@ EFFICIENCY_COLUMNS = {  # record column -> (table column, scale)
 
 
 def final_ok(df: pd.DataFrame) -> pd.DataFrame:
-    """Runs that report test accuracy: finished ok in the final stage (selection runs never do)."""
-    return df[(df["status"] == "ok") & (df["stage"] == "final")]
+    """Runs that report test accuracy: finished ok in the final stage (selection runs never do), with
+    ``dataset`` as the row label (``dataset_label``: the name plus what tells apart two datasets of
+    one name, e.g. two image folders)."""
+    ok = df[(df["status"] == "ok") & (df["stage"] == "final")]
+    return ok.assign(dataset=ok["dataset_label"]) if "dataset_label" in ok else ok
+
+
+def _natural(text: str) -> tuple:
+    """'lr=3e-4, x=10' sorts numbers as numbers: 1 < 10 < 100, 3e-4 < 1e-3."""
+    parts = re.split(r"(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)", text)
+    return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts) if p)
 
 
 def label_order(labels) -> list[str]:
-    """Columns grouped by method, then layers in network order (input, 0..N), then head."""
+    """Columns grouped by method, then layers in network order (input, 0..N), then head, then what
+    else tells cells apart (``{k=v}``, numbers in numeric order)."""
     def key(label: str):
-        m = re.fullmatch(r"([^@\[]+)(?:@([^\[]*))?(?:\[(.*)\])?", label)  # method[:variant]@layers[head]
-        method, layers, head = m.groups() if m else (label, "", "")
-        return (method, head or "", layer_sort_key(layers or ""))
+        base, _, rest = label.partition(" {")
+        m = re.fullmatch(r"([^@\[]+)(?:@([^\[]*))?(?:\[(.*)\])?", base)  # method[:variant]@layers[head]
+        method, layers, head = m.groups() if m else (base, "", "")
+        return (method, head or "", layer_sort_key(layers or ""), _natural(rest))
     return sorted(set(labels), key=key)
 
 
@@ -52,9 +66,9 @@ def _on_edge(flags: pd.Series) -> bool:
     return any(isinstance(f, (list, tuple)) and len(f) > 0 for f in flags)
 
 
-def _cell(mean: float, std: float, edge: bool) -> str:
+def _cell(mean: float, std: float, edge: bool, shared: bool = False) -> str:
     text = f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"  # std needs >= 2 seeds
-    return text + (EDGE if edge else "")
+    return text + (EDGE if edge else "") + (SHARED if shared else "")
 
 
 def _mean_text(values: pd.Series, expected: int) -> str:
@@ -70,7 +84,8 @@ def accuracy_stats(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["model", "protocol", "dataset", "label"]
     return (final_ok(df).groupby(keys, dropna=False)
             .agg(group=("dataset_group", "first"), mean=(ACC, "mean"), std=(ACC, "std"),
-                 n=(ACC, "count"), edge=("hparams.edge_flags", _on_edge))
+                 n=(ACC, "count"), edge=("hparams.edge_flags", _on_edge),
+                 shared=("reached_by", lambda r: bool((r > 1).any())))
             .reset_index())
 
 
@@ -97,7 +112,7 @@ def _vtab_summary(means: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
 def accuracy_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     """{(model, protocol): table of formatted cells}, rows = datasets (+ VTAB summary rows)."""
     stats = accuracy_stats(df)
-    stats["cell"] = [_cell(m, s, e) for m, s, e in zip(stats["mean"], stats["std"], stats["edge"])]
+    stats["cell"] = [_cell(*v) for v in zip(stats["mean"], stats["std"], stats["edge"], stats["shared"])]
     rank = {g: i for i, g in enumerate(VTAB_GROUPS)}
     tables = {}
     for (model, protocol), part in stats.groupby(["model", "protocol"], dropna=False):
@@ -125,7 +140,7 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     """{(model, protocol, dataset): table}, one row per method label: test top-1 mean ± std over the
     final seeds (``accuracy_stats``), their number, the lr (and weight decay) the protocol chose, the
     validation score that chose it, and trainable parameters. The single-dataset view of a study;
-    † = grid edge."""
+    † = grid edge. ``95% CI``: see ``results.stats.cell_interval`` (test sample included)."""
     ok = final_ok(df).copy()
     if ok.empty:
         return {}
@@ -138,13 +153,17 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     extra = ok.groupby(keys, dropna=False).agg(
         lr=("hparams.lr", chosen), wd=("hparams.weight_decay", chosen),
         val=("val_selected", "first"), params=("params.trainable", "mean"))
-    stats = accuracy_stats(df).set_index(keys).join(extra)
+    from .stats import cell_stats
+    ci = cell_stats(df).set_index(keys)[["ci_lo", "ci_hi", "ci"]]
+    stats = accuracy_stats(df).set_index(keys).join(extra).join(ci)
     tables = {}
     for (model, protocol, dataset), part in stats.groupby(level=["model", "protocol", "dataset"], dropna=False):
         part = part.droplevel(["model", "protocol", "dataset"])
         table = pd.DataFrame({
-            "test top-1": [_cell(m, s, e) for m, s, e in zip(part["mean"], part["std"], part["edge"])],
-            "seeds": part["n"], "lr": part["lr"], "wd": part["wd"],
+            "test top-1": [_cell(*v) for v in zip(part["mean"], part["std"], part["edge"], part["shared"])],
+            "seeds": part["n"],
+            "95% CI": [f"[{lo:.2f}, {hi:.2f}]" if not pd.isna(lo) else "-" for lo, hi in zip(part["ci_lo"], part["ci_hi"])],
+            "lr": part["lr"], "wd": part["wd"],
             "val (selection)": part["val"].round(2),
             "trainable params": part["params"].round().astype("Int64"),
         }, index=part.index)
@@ -249,12 +268,37 @@ def write_table(table: pd.DataFrame, out_dir: Path, stem: str, index: bool = Tru
     return paths
 
 
+def write_stats(df: pd.DataFrame, out: Path, reference: str | None = None) -> tuple[list[Path], list[str]]:
+    """``stats-*`` (per cell: n, mean ± std, 95 % interval, and the paired comparison with
+    ``reference``), ``ranks-*`` (across datasets) and ``cd-*.png``; returns (paths, notes)."""
+    from .stats import cd_diagram, rank_table, stats_tables
+
+    written, notes = [], []
+    for (model, protocol), table in stats_tables(df, reference).items():
+        stem = f"{model}-{protocol}"
+        written += write_table(table, out, f"stats-{stem}", index=False)
+        ranks = rank_table(df, model, protocol, reference)
+        if len(ranks):
+            written += write_table(ranks, out, f"ranks-{stem}")
+        png = out / f"cd-{safe_name(stem)}.png"
+        why = cd_diagram(df, model, protocol, png)
+        if why:
+            notes.append(f"{model}, {protocol}: {why}")
+        else:
+            written.append(png)
+    return written, notes
+
+
 def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
-                 expected: list[dict] | None = None) -> list[Path]:
-    """Write every table (and the unreadable-file list) into ``out_dir``; returns the paths written."""
+                 expected: list[dict] | None = None, reference: str | None = None,
+                 notes: list | None = None) -> list[Path]:
+    """Write every table (and the unreadable-file list) into ``out_dir``; returns the paths written.
+    ``notes`` receives what could not be computed (e.g. no critical-difference diagram, and why)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, stat_notes = write_stats(df, out, reference)
+    if notes is not None:
+        notes += stat_notes
     for (model, protocol), table in accuracy_tables(df).items():
         written += write_table(table, out, f"accuracy-{model}-{protocol}")
     for (model, protocol, dataset), table in method_tables(df).items():

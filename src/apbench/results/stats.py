@@ -1,0 +1,248 @@
+"""What is significant: intervals that include test-sample uncertainty, paired comparisons against a
+reference method within a dataset, and rank statistics across datasets.
+
+Within a cell (runs that differ in the seed alone):
+- with per-image predictions (``record["predictions"]``): a 95 % percentile bootstrap that resamples
+  the seeds and, jointly for all of them, the test images (the seeds share one test set), so the
+  interval covers both the seed spread and the test sample. Hand-written because scipy's
+  ``stats.bootstrap`` resamples one axis of independent samples, not two crossed ones;
+- without (older records): a normal interval from the seed std and the binomial variance of the
+  accuracy on ``n_test`` images, ``1.96 * sqrt(std^2/n + p(1-p)/n_test)``; with one run the
+  Wilson interval of that binomial alone (``scipy.stats.binomtest``). Labelled as such.
+
+A method against the reference on one dataset:
+- one run each, with predictions: the exact McNemar test (``scipy.stats.binomtest`` on the images
+  exactly one of the two got right);
+- several seeds, with predictions: a paired bootstrap of the difference in mean accuracy (test
+  images resampled once for both methods, each method's seeds resampled);
+- without predictions: an unpaired z-test of the two intervals above (conservative: it ignores that
+  the two methods saw the same images).
+
+Across datasets: the two-sided Wilcoxon signed-rank test of the per-dataset differences
+(``scipy.stats.wilcoxon``; below 6 datasets it cannot reach p < 0.05 and the table says
+"underpowered" instead), average ranks, and a critical-difference diagram from the Friedman /
+Nemenyi post-hoc test (``scikit_posthocs``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from .predictions import decode
+from .tables import ACC, final_ok, label_order
+
+Z95 = float(sps.norm.ppf(0.975))
+BOOT = 2000          # bootstrap resamples (fixed seed: tables are reproducible)
+BOOT_SEED = 0
+WILCOXON_MIN = 6     # a two-sided exact Wilcoxon needs 6 pairs to reach p < 0.05 (2/2^6 = 0.031)
+ALPHA = 0.05
+
+
+def _correct_matrix(rows: pd.DataFrame) -> np.ndarray | None:
+    """seeds x images booleans, when every run of the cell has predictions on one and the same test set."""
+    stored = list(rows["predictions"])
+    if not stored or not all(isinstance(s, dict) for s in stored):
+        return None
+    decoded = [decode(s) for s in stored]
+    target = decoded[0][1]
+    if any(len(t) != len(target) or not np.array_equal(t, target) for _, t in decoded):
+        return None
+    return np.stack([p == t for p, t in decoded])
+
+
+def _boot_means(correct: np.ndarray, rng: np.random.Generator, images: np.ndarray | None = None,
+                pick: np.ndarray | None = None) -> np.ndarray:
+    """Bootstrap means (in %) of ``correct`` (seeds x images): seeds resampled (or as ``pick``
+    gives them), images as ``images`` gives them (else resampled)."""
+    seeds, n = correct.shape
+    if images is None:
+        images = rng.integers(0, n, size=(BOOT, n))
+    per_seed = np.stack([correct[:, idx].mean(axis=1) for idx in images])  # BOOT x seeds
+    if pick is None:
+        pick = rng.integers(0, seeds, size=(BOOT, seeds)) if seeds > 1 else np.zeros((BOOT, 1), int)
+    return 100.0 * np.take_along_axis(per_seed, pick, axis=1).mean(axis=1)
+
+
+def _wilson(p: float, n: int) -> tuple[float, float]:
+    ci = sps.binomtest(int(round(p * n)), n).proportion_ci(1 - ALPHA, method="wilson")
+    return 100.0 * ci.low, 100.0 * ci.high
+
+
+def _se_normal(mean: float, std: float, n: int, n_test) -> float:
+    p = mean / 100.0
+    sampling = p * (1 - p) / float(n_test) * 1e4
+    return math.sqrt((0.0 if n < 2 or pd.isna(std) else std ** 2 / n) + sampling)
+
+
+def cell_interval(accs, n_test=None, correct: np.ndarray | None = None) -> tuple[float, float, str]:
+    """95 % interval of a cell's mean test top-1 (%) and how it was computed."""
+    accs = np.asarray(accs, dtype=float)
+    if correct is not None:
+        lo, hi = np.percentile(_boot_means(correct, np.random.default_rng(BOOT_SEED)), [2.5, 97.5])
+        what = "bootstrap: test images" + (" x seeds" if len(correct) > 1 else "")
+        return float(lo), float(hi), what
+    if n_test is None or pd.isna(n_test) or not n_test:
+        return float("nan"), float("nan"), "none (no test count)"
+    mean, n = float(accs.mean()), len(accs)
+    if n == 1:
+        lo, hi = _wilson(mean / 100.0, int(n_test))
+        return lo, hi, "binomial (Wilson), test sampling only: 1 run, no predictions"
+    half = Z95 * _se_normal(mean, float(accs.std(ddof=1)), n, n_test)
+    return mean - half, mean + half, "normal: seed std + binomial test sampling (no predictions)"
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p from the discordant counts (images only A / only B got right)."""
+    n = a_only + b_only
+    return 1.0 if n == 0 else float(sps.binomtest(a_only, n, 0.5).pvalue)
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, same_seeds: bool = True) -> tuple[float, float, float]:
+    """(lo, hi, p) for mean accuracy of A minus B (%), ``a``/``b``: seeds x images on the same images.
+    The images are resampled once for both; ``same_seeds`` (row i of both is one seed): the seeds
+    too, else each method's seeds on their own."""
+    rng = np.random.default_rng(BOOT_SEED)
+    images = rng.integers(0, a.shape[1], size=(BOOT, a.shape[1]))
+    pick = None
+    if same_seeds and len(a) == len(b):
+        pick = rng.integers(0, len(a), size=(BOOT, len(a)))
+    diff = _boot_means(a, rng, images, pick) - _boot_means(b, rng, images, pick)
+    lo, hi = np.percentile(diff, [2.5, 97.5])
+    tail = min(int((diff <= 0).sum()), int((diff >= 0).sum()))
+    return float(lo), float(hi), min(1.0, 2.0 * (tail + 1) / (BOOT + 1))
+
+
+def compare(acc_a, acc_b, n_test, correct_a=None, correct_b=None, same_seeds: bool = False) -> dict:
+    """Method A against reference B on one dataset: difference, its interval where known, p, test."""
+    acc_a, acc_b = np.asarray(acc_a, float), np.asarray(acc_b, float)
+    out = {"diff": float(acc_a.mean() - acc_b.mean()), "diff_lo": float("nan"), "diff_hi": float("nan")}
+    if correct_a is not None and correct_b is not None and correct_a.shape[1] == correct_b.shape[1]:
+        if len(correct_a) == 1 and len(correct_b) == 1:
+            a, b = correct_a[0], correct_b[0]
+            return out | {"p": mcnemar_exact(int((a & ~b).sum()), int((~a & b).sum())),
+                          "test": "McNemar exact (1 run each)"}
+        lo, hi, p = paired_bootstrap(correct_a, correct_b, same_seeds)
+        pairs = "images and seeds paired" if same_seeds else "images paired, seeds not"
+        return out | {"diff_lo": lo, "diff_hi": hi, "p": p, "test": f"paired bootstrap ({pairs}, B={BOOT})"}
+    if n_test is None or pd.isna(n_test) or not n_test:
+        return out | {"p": float("nan"), "test": "none (no predictions, no test count)"}
+    se = math.hypot(_se_normal(acc_a.mean(), acc_a.std(ddof=1) if len(acc_a) > 1 else 0.0, len(acc_a), n_test),
+                    _se_normal(acc_b.mean(), acc_b.std(ddof=1) if len(acc_b) > 1 else 0.0, len(acc_b), n_test))
+    p = float(2 * sps.norm.sf(abs(out["diff"]) / se)) if se > 0 else float("nan")
+    return out | {"diff_lo": out["diff"] - Z95 * se, "diff_hi": out["diff"] + Z95 * se, "p": p,
+                  "test": "unpaired z (no predictions): seed + binomial sampling"}
+
+
+def _fmt_p(p: float) -> str:
+    return "-" if pd.isna(p) else (f"{p:.2g}" if p >= 1e-4 else "<1e-4")
+
+
+def cell_stats(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
+    """One row per (model, protocol, dataset, label): n, mean, std, 95 % interval and, with a
+    ``reference`` label, the comparison with it on the same dataset."""
+    ok = final_ok(df)
+    rows = []
+    for (model, protocol, dataset), part in ok.groupby(["model", "protocol", "dataset"], dropna=False):
+        cells = {label: g.sort_values("seed") for label, g in part.groupby("label")}
+        ref = cells.get(reference) if reference else None
+        ref_correct = _correct_matrix(ref) if ref is not None else None
+        for label in label_order(cells):
+            g = cells[label]
+            accs, n_test = g[ACC].to_numpy(float), g["n_test"].dropna().max()
+            correct = _correct_matrix(g)
+            lo, hi, how = cell_interval(accs, n_test, correct)
+            row = {"model": model, "protocol": protocol, "dataset": dataset, "label": label, "n": len(accs),
+                   "mean": accs.mean(), "std": accs.std(ddof=1) if len(accs) > 1 else float("nan"),
+                   "ci_lo": lo, "ci_hi": hi, "ci": how, "n_test": n_test}
+            if ref is not None and label != reference:
+                same = sorted(g["seed"].tolist()) == sorted(ref["seed"].tolist())
+                c = compare(accs, ref[ACC].to_numpy(float), n_test, correct, ref_correct, same)
+                row |= {f"vs_{k}": v for k, v in c.items()}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def stats_tables(df: pd.DataFrame, reference: str | None = None) -> dict[tuple[str, str], pd.DataFrame]:
+    """{(model, protocol): formatted table}: one row per dataset and label."""
+    long = cell_stats(df, reference)
+    tables = {}
+    for (model, protocol), part in long.groupby(["model", "protocol"], dropna=False):
+        t = pd.DataFrame({
+            "dataset": part["dataset"], "method": part["label"], "n": part["n"],
+            "test top-1": [f"{m:.2f}" if pd.isna(s) else f"{m:.2f} ± {s:.2f}" for m, s in zip(part["mean"], part["std"])],
+            "95% CI": [f"[{lo:.2f}, {hi:.2f}]" if not pd.isna(lo) else "-" for lo, hi in zip(part["ci_lo"], part["ci_hi"])],
+            "CI from": part["ci"],
+        })
+        if reference is not None and "vs_diff" in part:
+            has = part["vs_diff"].notna()
+            t[f"Δ vs {reference}"] = [f"{d:+.2f}" if h else "-" for d, h in zip(part["vs_diff"], has)]
+            t["Δ 95% CI"] = [f"[{lo:+.2f}, {hi:+.2f}]" if not pd.isna(lo) else "-"
+                             for lo, hi in zip(part["vs_diff_lo"], part["vs_diff_hi"])]
+            t["p"] = [_fmt_p(p) if h else "-" for p, h in zip(part["vs_p"], has)]
+            t["test"] = [x if h else "(reference)" if lab == reference else "-"
+                         for x, h, lab in zip(part["vs_test"], has, part["label"])]
+            t["significant"] = [("yes" if p < ALPHA else "no") if h and not pd.isna(p) else "-"
+                                for p, h in zip(part["vs_p"], has)]
+        tables[(str(model), str(protocol))] = t.reset_index(drop=True)
+    return tables
+
+
+def _means_matrix(df: pd.DataFrame, model, protocol) -> pd.DataFrame:
+    """datasets x labels of mean test top-1, only labels with a result on every dataset."""
+    ok = final_ok(df)
+    ok = ok[(ok["model"] == model) & (ok["protocol"] == protocol)]
+    m = ok.groupby(["dataset", "label"])[ACC].mean().unstack()
+    return m.dropna(axis=1)
+
+
+def rank_table(df: pd.DataFrame, model, protocol, reference: str | None = None) -> pd.DataFrame:
+    """Per label (complete over the datasets): datasets, average rank (1 = best) and, against the
+    reference, wins/ties/losses and the Wilcoxon signed-rank test or why it is not given."""
+    m = _means_matrix(df, model, protocol)
+    if m.empty:
+        return pd.DataFrame()
+    ranks = m.rank(axis=1, ascending=False).mean()
+    out = pd.DataFrame({"datasets": len(m), "average rank": ranks.round(2)}).reindex(label_order(m.columns))
+    if reference is not None and reference in m.columns:
+        d = m.sub(m[reference], axis=0)
+        out["wins/ties/losses"] = [f"{(d[c] > 0).sum()}/{(d[c] == 0).sum()}/{(d[c] < 0).sum()}" for c in out.index]
+        out[f"mean Δ vs {reference}"] = [f"{v:+.2f}" for v in d.mean().reindex(out.index)]
+        out["Wilcoxon p"] = [_wilcoxon_text(d[c]) if c != reference else "(reference)" for c in out.index]
+    return out.rename_axis("method")
+
+
+def _wilcoxon_text(diffs: pd.Series) -> str:
+    k = len(diffs)
+    if k < WILCOXON_MIN:
+        return f"underpowered ({k} dataset{'s' * (k != 1)} < {WILCOXON_MIN})"
+    if (diffs == 0).all():
+        return "1 (no differences)"
+    return _fmt_p(float(sps.wilcoxon(diffs.to_numpy(float)).pvalue))
+
+
+def cd_diagram(df: pd.DataFrame, model, protocol, path) -> str | None:
+    """Critical-difference diagram (Friedman/Nemenyi, scikit-posthocs) into ``path``; returns why
+    not when it cannot be drawn (fewer than 2 datasets or 3 methods complete on all of them)."""
+    m = _means_matrix(df, model, protocol)
+    if len(m) < 2 or m.shape[1] < 3:
+        return f"no critical-difference diagram: {len(m)} dataset(s) and {m.shape[1]} method(s) complete (needs >= 2 and >= 3)"
+    import matplotlib.pyplot as plt
+    import scikit_posthocs as sp
+
+    ranks = m.rank(axis=1, ascending=False).mean()
+    sig = sp.posthoc_nemenyi_friedman(m.to_numpy())
+    sig.index = sig.columns = m.columns
+    friedman = sps.friedmanchisquare(*[m[c].to_numpy() for c in m.columns]).pvalue
+    fig, ax = plt.subplots(figsize=(7, 0.35 * m.shape[1] + 1.5))
+    sp.critical_difference_diagram(ranks, sig, ax=ax)
+    p_text = _fmt_p(friedman)
+    p_text = p_text.replace("<", "< ") if p_text.startswith("<") else f"= {p_text}"
+    fig.suptitle(f"{model} ({protocol}): average rank over {len(m)} datasets (1 = best)\n"
+                 f"Friedman p {p_text}; bars join methods the Nemenyi test cannot tell apart", fontsize="small",
+                 y=1.12)  # above the rank axis scikit-posthocs draws at the top
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return None

@@ -1,0 +1,88 @@
+"""Cost plots people can read: the Pareto front by hand, a legend no taller than its axes with 30+
+cells, error bars (95 % intervals) never cut by the y range, AP one series with layer labels."""
+import numpy as np
+import pytest
+
+from apbench.results import plots
+from apbench.results.frame import records_frame
+
+
+def test_pareto_front_by_hand():
+    # (cost, acc): (1, 50) (2, 40) (3, 60) (4, 60) (0.5, 30): 30 -> 50 -> 60; (2, 40) is beaten by
+    # (1, 50), (4, 60) only ties (3, 60) at a higher cost
+    assert plots.pareto_front([1, 2, 3, 4, 0.5], [50, 40, 60, 60, 30]) == [4, 0, 2]
+
+
+def rec(run_id, method, acc, seed, *, layers=(), params=1000, head="linear"):
+    return {"run_id": run_id, "status": "ok", "stage": "final", "protocol": "fixed", "model": "m",
+            "dataset": "d", "method": method, "head": head, "layers": list(layers), "seed": seed,
+            "metrics": {"test_top1": acc}, "hparams": {}, "data": {"test": 500},
+            "params": {"trainable": params},
+            "efficiency": {"memory_bytes": params * 1000, "step_time_s": params / 1e6},
+            "finished_at": "2026-01-01T00:00:00Z"}
+
+
+@pytest.fixture
+def many_cells():
+    """20 AP layers + 14 other methods (34 cells, 2 seeds each), one of them far below the rest."""
+    recs = [rec(f"ap{k}-{s}", "ap", 80 + 0.1 * k + s, s, layers=[str(k)], params=2000 + 100 * k)
+            for k in range(20) for s in (0, 1)]
+    recs += [rec(f"m{i}-{s}", f"method_{i:02d}", 78 + i * 0.5 + s, s, params=1500 * (i + 1))
+             for i in range(13) for s in (0, 1)]
+    recs += [rec(f"low-{s}", "vp", 30.0 + s, s, head="flm", params=500) for s in (0, 1)]
+    return records_frame(recs)
+
+
+def _capture(monkeypatch):
+    figs = {}
+
+    def save(fig, path):
+        fig.canvas.draw()
+        figs[path.name] = fig
+        return path
+    monkeypatch.setattr(plots, "_save", save)
+    return figs
+
+
+def _bars_inside(ax) -> bool:
+    lo, hi = ax.get_ylim()
+    ys = [seg[:, 1] for coll in ax.collections for seg in coll.get_segments()]
+    return bool(ys) and all(lo <= y.min() and y.max() <= hi for y in ys)
+
+
+def test_cost_plot_legend_fits_and_bars_are_whole(many_cells, tmp_path, monkeypatch):
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_accuracy_vs_costs(many_cells, tmp_path)
+    fig = figs[path.name]
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_xlabel().split(" (")[0] for ax in axes] == [
+        "trainable parameters", "training memory", "train step, full model"]
+    legend = axes[-1].get_legend()
+    entries = [t.get_text() for t in legend.get_texts()]
+    assert len(entries) == 1 + 14 + 1  # AP as one series, 14 other labels, the front
+    assert entries[0] == "ap (points: layer)"
+    assert "vp[flm] (30.5, below the range)" in entries  # listed with its value, not drawn
+    assert legend.get_window_extent().height <= axes[-1].get_window_extent().height
+    for ax in axes:
+        assert _bars_inside(ax)
+        assert ax.get_xscale() == "log"
+        # every AP layer labelled (coinciding points share one label), and vp[flm] listed, not drawn
+        labels = ",".join(t.get_text() for t in ax.texts if not t.get_text().startswith("below"))
+        assert sorted(labels.split(","), key=int) == [str(k) for k in range(20)]
+        assert ax.get_ylim()[0] > 40
+
+
+def test_layer_plot_bars_are_whole(many_cells, tmp_path, monkeypatch):
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_layer_sweeps(many_cells, tmp_path)
+    ax = figs[path.name].axes[0]
+    assert _bars_inside(ax)
+    # 95 % intervals: 2 seeds (std 0.707) plus 500 test images, so wider than the seed std alone
+    y = np.concatenate([seg[:, 1] for coll in ax.collections for seg in coll.get_segments()])
+    assert y.max() - y.min() > 2 * 0.707 + 1.9
+
+
+def test_written_pngs(many_cells, tmp_path):
+    paths = plots.write_plots(many_cells, tmp_path)
+    assert [p.name for p in paths] == ["layers-m.png", "acc_vs_cost-m-fixed.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
