@@ -12,6 +12,7 @@ from .engine.efficiency import StepTimer, count_params, measure_all
 from .engine.params import effective_params
 from .engine.loop import evaluate, fit
 from .engine.seeding import seed_everything
+from .engine.trained_prompt import save_prompt
 from .env import environment, resolve_device
 from .models.factory import build_model
 from .models.weights import WeightsError
@@ -81,6 +82,7 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
         metrics["test_top1"] = (evaluate(adapted, cache.sets["test"], device, settings.eval_batch_size, settings.amp,
                                          "test") if test_set is not None else None)
     record["history"] = out["history"]
+    save_prompt(adapted, run_dir)  # AP's trained prompt, for `apbench analyze analysis.prompt_run=`
     record["label_map"] = adapted.info.get("label_map")  # label_map[target] = source class; frozen from here on
     record["label_map_history"] = adapted.info.get("label_map_history")
     record["resumed_from_epoch"] = out["resumed_from"]
