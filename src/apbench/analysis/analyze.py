@@ -140,6 +140,8 @@ def analyze(cfg: DictConfig) -> dict:
     try:
         built = build_model(model_cfg, device)
         model, pre = built.model, built.preprocessing
+        for p in model.parameters():  # frozen: the ERF takes input gradients only, nothing else needs a graph
+            p.requires_grad_(False)
         splits = data.build(data_cfg, pre, cfg.paths.data_root)
     except (WeightsError, data.DataError, ValueError) as e:
         raise InputError(str(e)) from e
