@@ -124,7 +124,12 @@ def report() -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from apbench.analysis.plots import cka_heatmap, curves
     recs = records()
+    for r in recs:  # redraw every record's own figures (cheap; follows plot fixes without recomputing)
+        folder = OUT / "records" / r["analysis_id"]
+        cka_heatmap(r, folder / "cka.png")
+        curves(r, folder / "curves.png")
     rows = []
     for model in MODELS:
         base = [r for r in recs if r["model"] == model and not r.get("cka_prompted")]
@@ -185,6 +190,7 @@ def report() -> None:
                 ax.scatter([blk] * len(heads), heads, s=12, color="tab:purple", alpha=0.6)
             ax.plot(range(1, len(per) + 1), [np.mean(h) for h in per], "k-", label="mean over heads")
             ax.axhline(att["uniform_px"], ls=":", color="gray", label="uniform attention")
+            ax.set_ylim(0, 1.25 * max(att["uniform_px"], max(max(h) for h in per)))  # 0 = attention on itself
             ax.set_xlabel("block k (output = point k)")
             ax.set_ylabel("mean attention distance (px)")
             ax.set_title("attention distance per head", fontsize=10)

@@ -42,15 +42,18 @@ def cka_heatmap(rec: dict, path: Path) -> Path:
 def curves(rec: dict, path: Path) -> Path:
     keys = rec["cka"]["points"]
     x = np.arange(len(keys))
-    panels = ["probe", "erf", "cka"] + (["attention"] if rec.get("attention_distance") else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    # only the panels this record has data for (a prompted-vs-unprompted record may hold CKA alone)
+    panels = ([n for n in ("probe", "erf") if rec.get(n)] + ["cka"]
+              + (["attention"] if rec.get("attention_distance") else []))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    axes = axes[0]
     for ax, name in zip(axes, panels):
-        if name == "probe" and rec.get("probe"):
+        if name == "probe":
             y = [rec["probe"]["val_top1"].get(k) for k in keys]
             ax.plot(x, [np.nan if v is None else v for v in y], "o-")
             ax.set_ylabel("val top-1 (%)")
             ax.set_title("linear probe on pooled features", fontsize=10)
-        elif name == "erf" and rec.get("erf"):
+        elif name == "erf":
             y = [rec["erf"].get(k, {}).get("rms_rel", np.nan) for k in keys]
             ax.plot(x, y, "s-", color="tab:green")
             ax.set_ylabel("ERF RMS radius / image side")
@@ -74,6 +77,7 @@ def curves(rec: dict, path: Path) -> Path:
                 ax.scatter([b] * len(heads), heads, s=12, color="tab:purple", alpha=0.6)
             ax.plot(blocks, [np.mean(h) for h in ad["per_head_px"]], "k-", label="mean over heads")
             ax.axhline(ad["uniform_px"], ls=":", color="gray", label="uniform attention")
+            ax.set_ylim(0, 1.25 * max(ad["uniform_px"], max(max(h) for h in ad["per_head_px"])))  # 0 = fully local
             ax.set_xlabel("block (its output is point k)")
             ax.set_ylabel("mean attention distance (px)")
             ax.set_title("attention distance per head", fontsize=10)
