@@ -223,14 +223,17 @@ PENDING = {  # training item 5 asks for that was not run here (the 2 cores were 
                                          "method.layers=0,1,2,3,4,5,6,7,8"],
     "layer-wise LN tuning (the norm after each point), fmnist_vit":
         ["model=fmnist_vit", *DIGITS_GRID, "method=norm_tuning", "method.where=after", "method.layers=0,1,2,3,4,5,6"],
-    "VPT-deep and GatedPromptTuning (10 tokens), fmnist_vit":
-        ["model=fmnist_vit", *DIGITS_GRID, "method=vpt,gated_prompt", "method.num_tokens=10"],
+    "VPT-deep (10 tokens), fmnist_vit": ["model=fmnist_vit", *DIGITS_GRID, "method=vpt", "method.num_tokens=10"],
+    "GatedPromptTuning (10 tokens), fmnist_vit":
+        ["model=fmnist_vit", *DIGITS_GRID, "method=gated_prompt", "method.num_tokens=10"],
     "E2VPT without pruning, fmnist_vit": ["model=fmnist_vit", *DIGITS_GRID, "method=e2vpt_no_pruning"],
 }
 
 
-def plan() -> None:
+def plan(only: str | None = None) -> None:
     for label, over in PENDING.items():
+        if only and only not in label:
+            continue
         print(f"\n### {label}\n  apbench run -m {' '.join(over)}", flush=True)
         subprocess.run([sys.executable, "-m", "apbench", "plan", *over, f"paths.root_dir={ROOT}",
                         f"paths.results_dir={OUT / 'pending-runs'}", "--measure", "each"], check=False)
@@ -240,9 +243,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--report", action="store_true", help="only the summary figures and CSV")
     ap.add_argument("--plan", action="store_true", help="`apbench plan` of the pending training; runs nothing")
+    ap.add_argument("--only", default=None, help="with --plan: only the groups whose label contains this text")
     a = ap.parse_args(argv)
     if a.plan:
-        plan()
+        plan(a.only)
         return 0
     if not a.report:
         run_all()
