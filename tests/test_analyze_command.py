@@ -57,6 +57,10 @@ def test_analyze_a_vit_with_a_trained_prompt_and_show_it_in_results(tmp_path, ca
     out = capsys.readouterr().out
     assert "## analyses (1;" in out and "cka_prompted" in out and "attn_dist_px" in out
     assert (tmp_path / "report" / "analyses.csv").is_file()
+    # a folder with analysis records only: the section, exit 0 (no run tables to make)
+    assert main(["results", str(tmp_path / "runs" / "analyses"), "--out", str(tmp_path / "report2")]) == 0
+    assert "## analyses (1;" in capsys.readouterr().out
+    assert (tmp_path / "report2" / "analyses.csv").is_file()
 
 
 def test_analyze_refuses_bad_input_with_exit_2_and_writes_nothing(tmp_path, capsys):
