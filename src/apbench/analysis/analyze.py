@@ -44,11 +44,10 @@ def _check(a: dict) -> None:
     if a["split"] not in SPLITS:
         raise ConfigError(f"analysis.split={a['split']!r} is not valid; choose one of: {', '.join(SPLITS)} "
                           "(the test split is read only by final runs)")
-    for key in ("images", "erf_images", "batch_size"):
+    for key, least in (("images", 4), ("erf_images", 0), ("batch_size", 1)):  # debiased CKA needs 4 images
         v = a[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < (4 if key == "images" else 0 if key == "erf_images" else 1):
-            raise ConfigError(f"analysis.{key}={v!r} must be an integer >= "
-                              f"{4 if key == 'images' else 0 if key == 'erf_images' else 1}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise ConfigError(f"analysis.{key}={v!r} must be an integer >= {least}")
     for key in ("cka_pool", "probe", "attention"):
         if not isinstance(a[key], bool):
             raise ConfigError(f"analysis.{key}={a[key]!r} must be true or false")
@@ -271,9 +270,12 @@ def analyze(cfg: DictConfig) -> dict:
 def summary(rec: dict) -> str:
     probe = (rec.get("probe") or {}).get("val_top1", {})
     best = max(probe, key=probe.get) if probe else None
+    what = [f"best probe point {best} ({probe[best]:.1f}%)"] if best else []
+    if rec.get("cka_prompted"):
+        what.append(f"prompted (AP at {','.join(rec['cka_prompted']['prompt_points'])}) vs unprompted CKA")
     return (f"[apbench] analysis {rec['analysis_id']} {rec['status']}: {rec['model']} on {rec['dataset']} "
-            f"({rec['split']}, n={rec['n_images']}); best probe point {best}"
-            + (f" ({probe[best]:.1f}%)" if best else "") + f"; files in {Path(rec['config']['analysis']['out_dir']) / rec['analysis_id']}")
+            f"({rec['split']}, n={rec['n_images']}); {'; '.join(what) or 'CKA'}; "
+            f"files in {Path(rec['config']['analysis']['out_dir']) / rec['analysis_id']}")
 
 
 def main(argv: list[str]) -> int:

@@ -37,7 +37,7 @@ class _PromptDropoutAdapted(Adapted):
 
     def train(self, mode: bool = True) -> "Adapted":
         super().train(mode)
-        self.info_dropout.train(mode)
+        self.prompt_dropout.train(mode)
         return self
 
 
@@ -122,5 +122,5 @@ def gated_prompt(model, head_prefixes, num_tokens=100, gate_init=5.0, dropout=0.
                                     info={"num_tokens": T, "gate_init": float(gate_init), "gates": depth - 1,
                                           "dropout": float(dropout), "learn_temperature": bool(learn_temperature),
                                           "init_range": bound, "prompt_position": f"after {npt} prefix token(s)"})
-    adapted.info_dropout = drop
+    adapted.prompt_dropout = drop
     return adapted
