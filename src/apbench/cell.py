@@ -12,6 +12,7 @@ from .engine.efficiency import StepTimer, count_params, measure_all
 from .engine.params import effective_params
 from .engine.loop import evaluate, fit
 from .engine.seeding import seed_everything
+from .engine.trained_prompt import save_prompt
 from .env import environment, resolve_device
 from .models.factory import build_model
 from .models.weights import WeightsError
@@ -108,6 +109,7 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
             record["predictions"] = encode_predictions(torch.cat([p for p, _ in test_preds]),
                                                        torch.cat([y for _, y in test_preds]))
     record["history"] = out["history"]
+    save_prompt(adapted, run_dir)  # AP's trained prompt, for `apbench analyze analysis.prompt_run=`
     record["label_map"] = adapted.info.get("label_map")  # label_map[target] = source class; frozen from here on
     record["label_map_history"] = adapted.info.get("label_map_history")
     record["resumed_from_epoch"] = out["resumed_from"]

@@ -3,6 +3,7 @@
     apbench run [HYDRA OVERRIDES...]       train and evaluate one cell (-m for a multirun sweep)
     apbench plan [OVERRIDES...] [--dry-run] jobs, runs and estimated time of `apbench run -m OVERRIDES`
     apbench measure [OVERRIDES...]         efficiency of every cell of that sweep, measured back to back
+    apbench analyze [OVERRIDES...]         CKA, attention distance, per-point probes, ERF of a frozen backbone
     apbench layers MODEL [--image-size N]  list a backbone's addressable points with their shapes
     apbench results DIR [--out OUT]        tables and plots from the records under DIR
     apbench methods                        the registered methods and the families they apply to
@@ -174,6 +175,11 @@ def measure_cmd(argv: list[str]) -> int:
     return measure_main(argv)
 
 
+def analyze_cmd(argv: list[str]) -> int:
+    from .analysis.analyze import main as analyze_main
+    return analyze_main(argv)
+
+
 def methods_cmd(argv: list[str]) -> int:
     from .methods import METHODS
 
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         # must not die with its reader, it reports write errors instead.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     commands = {"run": hydra_run, "plan": plan_cmd, "measure": measure_cmd, "layers": layers_cmd,
-                "methods": methods_cmd}
+                "methods": methods_cmd, "analyze": analyze_cmd}
     from .data.cli import main as data_main
     from .results.report import main as results_main
     commands.update(results=results_main, data=data_main)

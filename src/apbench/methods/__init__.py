@@ -11,6 +11,7 @@ from torch import nn
 from . import activation_prompt, full_finetune, linear_probe  # noqa: F401  (registration)
 from . import adapters, lora, peft_generic, vpt  # noqa: F401  (registration: methods-peft)
 from . import bitfit, norm_tuning, ssf, visual_prompt  # noqa: F401  (registration: prompt and norm methods)
+from . import e2vpt, gated_prompt  # noqa: F401  (registration: ViT prompt baselines, issue 17)
 from .base import METHODS, Adapted, MethodError, check_family
 from .heads import HEADS, HeadError, setup_head
 

@@ -10,9 +10,10 @@ the whole stem, block points = the block, module paths = that module).
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-from ..models.layers import FAMILIES, Point, _unwrap, block_points, resolve_layers
+from ..models.layers import FAMILIES, Point, _unwrap, block_points, register_point_hook, resolve_layers
 from .base import Adapted, MethodError, freeze_all_but, register_method
 
 KINDS = {
@@ -42,11 +43,50 @@ def modules_at(model: nn.Module, point: Point) -> list[nn.Module]:
     return [point.module(_unwrap(model))]
 
 
-def norm_layers(model: nn.Module, layers, kinds) -> list[nn.Module]:
+WHERE = ("block", "after")
+
+
+@torch.no_grad()
+def norm_after(model: nn.Module, point: Point, types: tuple, input_size) -> nn.Module:
+    """The first norm layer of ``types`` whose forward starts after ``point``'s activation is produced
+    (read from one forward pass at batch 1, so it follows the model's real order, not its attribute order)."""
+    events: list = []
+    norms = [m for m in _unwrap(model).modules() if isinstance(m, types)]
+    handles = [m.register_forward_pre_hook(lambda mod, args: events.append(mod)) for m in norms]
+    handles.append(register_point_hook(model, point, lambda t: (events.append("point"), t)[1]))
+    was_training = model.training
+    model.eval()
+    try:
+        ref = next(model.parameters())
+        model(torch.zeros(1, *input_size, device=ref.device, dtype=ref.dtype))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    start = events.index("point") + 1 if "point" in events else 0
+    after = [e for e in events[start:] if e != "point"]
+    if not after:
+        raise MethodError(f"no norm layer runs after point {point.key} in {type(_unwrap(model)).__name__}; "
+                          "use where=block (the norm layers inside the block) or an earlier point")
+    return after[0]
+
+
+def norm_layers(model: nn.Module, layers, kinds, where: str = "block", input_size=None) -> list[nn.Module]:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise MethodError(f"norm kinds {unknown or kinds} invalid; choose from {sorted(KINDS)}")
+    if where not in WHERE:
+        raise MethodError(f"norm_tuning where={where!r} unknown; choose one of {WHERE}")
     types = tuple(KINDS[k] for k in kinds)
+    if where == "after":
+        if layers is None:
+            raise MethodError("norm_tuning where=after needs layers (the points to put a norm after), e.g. [4]")
+        found = []
+        for p in resolve_layers(model, layers):
+            m = norm_after(model, p, types, input_size)
+            if all(m is not f for f in found):
+                found.append(m)
+        return found
     if layers is None:
         roots = [_unwrap(model)]
     else:
@@ -61,10 +101,11 @@ def norm_layers(model: nn.Module, layers, kinds) -> list[nn.Module]:
 
 
 @register_method("norm_tuning", FAMILIES, "affine parameters of norm layers (BN statistics frozen)")
-def norm_tuning(model, head_prefixes, layers=None, kinds=("batchnorm", "layernorm", "groupnorm")):
+def norm_tuning(model, head_prefixes, input_size, layers=None, kinds=("batchnorm", "layernorm", "groupnorm"),
+                where="block"):
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     head = freeze_all_but(model, head_prefixes)
-    norms = norm_layers(model, layers, kinds)
+    norms = norm_layers(model, layers, kinds, where, input_size)
     params = [p for m in norms for p in m.parameters(recurse=False)]  # weight and bias when affine
     if not params:
         raise MethodError(f"no affine {'/'.join(kinds)} layers in {type(_unwrap(model)).__name__} at layers={layers}")
@@ -74,4 +115,6 @@ def norm_tuning(model, head_prefixes, layers=None, kinds=("batchnorm", "layernor
         p.requires_grad_(True)
     return Adapted(model, "norm_tuning", {"norm": params, "head": head}, bn_mode="eval",
                    points=resolve_layers(model, layers) if layers is not None else [],
-                   info={"kinds": kinds, "norm_layers": len(norms)})
+                   info={"kinds": kinds, "norm_layers": len(norms), "where": where}
+                   | ({"norm_modules": [n for n, m in _unwrap(model).named_modules() if any(m is x for x in norms)]}
+                      if where == "after" else {}))

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .analysis_section import show_analyses
 from .frame import load_records
 from .plots import write_plots
 from .stats import rank_table, stats_tables
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     df, bad = load_records(args.dir)
     for path, reason in bad:
         print(f"unreadable record skipped: {path} ({reason})", file=sys.stderr)
+    if show_analyses(args.dir, args.out or args.dir / "report") and df.empty:  # issue 17: analysis records
+        return 0
     if df.empty:
         print(f"apbench results: no run records (record.json) under {args.dir}; give the folder the runs "
               "wrote to (paths.results_dir), or run `apbench run` first", file=sys.stderr)
