@@ -6,9 +6,11 @@ code span, that starts with `apbench`, `python`, `PYTHONPATH=...`, `make` or `ba
 `VAR=value` prefixes); a fenced ```python block is a snippet. How each is checked:
 
 - `apbench run [-m] OVERRIDES`: composed by Hydra with the same overrides, as `apbench run` composes
-  them (a multirun with the sweeper's params: every job when there are at most FULL_SWEEP, otherwise
-  enough jobs that every swept value is composed at least once), then each job's runs validated
-  (`apbench.validate.validate`, on the meta device: nothing trained, downloaded or read from data).
+  them (a multirun with the sweeper's params through BasicSweeper: every job when there are at most
+  FULL_SWEEP; of a larger sweep the first and last job here, and in the slow test enough jobs that
+  every swept value is composed at least once), then each job's runs validated
+  (`apbench.validate.validate`, on the meta device: nothing trained, downloaded or read from data;
+  refusals a documented sweep makes by design are in EXPECTED_REFUSALS).
 - `apbench layers / methods / results / data ...`, `python -m apbench ...`: run in-process.
 - `apbench plan ...`: its own argument parser, then its sweep composed as above (the step timing,
   seconds to minutes per cell, is not run).
@@ -26,7 +28,6 @@ command in the docs (no stale entries). A new command needs no entry unless it c
 from __future__ import annotations
 
 import json
-import os
 import re
 import runpy
 import shlex
@@ -45,7 +46,6 @@ DOC_FILES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "doc
              "benchmarks/README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "results").glob("*/README.md"))]
 COMMAND_WORDS = ("apbench", "python", "python3", "make", "bash")
 SHELL_CONTROL = re.compile(r"^(for|while|if|do|done|fi|then|else)\b")
-ENV_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 FULL_SWEEP = 12  # sweeps with at most this many jobs are composed job by job; larger ones value by value
 
 # Placeholders in usage lines, and the concrete command each is checked as.
