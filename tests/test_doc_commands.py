@@ -403,14 +403,26 @@ def check_run(words: list[str], cmd: Cmd):
 
 # ---------------------------------------------------------------- the other command kinds
 
-def check_plan(args: list[str], monkeypatch):
+def check_plan(args: list[str], monkeypatch, capsys):
+    """plan's own parser on the arguments, its sweep composed and validated; then, when nothing needs
+    timing (`--measure none` or `--step-time`) and the sweep is small, plan itself for real."""
     from apbench import plan
     from apbench.cli import main
 
     seen = []
-    monkeypatch.setattr(plan, "sweep_jobs", lambda ov, conf_dir, train_images=None: seen.append(list(ov)) or [])
-    assert main(["plan", *args]) == 0
+    real = plan.sweep_jobs
+    with monkeypatch.context() as m:
+        m.setattr(plan, "sweep_jobs", lambda ov, conf_dir, train_images=None: seen.append(list(ov)) or [])
+        assert main(["plan", *args]) == 0
     check_run(["-m", *seen[0]], None)
+    untimed = "--step-time" in args or any(a == "none" and b == "--measure" for b, a in zip(args, args[1:]))
+    jobs = _compose_jobs(seen[0], True, False)
+    if untimed and len(jobs) <= FULL_SWEEP:
+        assert plan.sweep_jobs is real
+        capsys.readouterr()
+        assert main(["plan", *args]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"apbench plan: {len(jobs)} jobs, "), out
 
 
 def _sample_records(dest: Path):
@@ -442,7 +454,7 @@ def check_apbench(words: list[str], env: dict, cmd: Cmd, tmp_path, monkeypatch, 
     if sub == "run":
         return check_run(args, cmd)
     if sub == "plan":
-        return check_plan(args, monkeypatch)
+        return check_plan(args, monkeypatch, capsys)
     if cmd.inline and not args:  # a mention in prose: the subcommand exists
         assert main(["no-such-command"]) == 2
         known = capsys.readouterr().err.split("commands: ", 1)[1].strip().split(", ")
