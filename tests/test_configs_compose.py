@@ -2,6 +2,8 @@
 from pathlib import Path
 
 import pytest
+import yaml
+from omegaconf import OmegaConf
 
 from apbench.validate import validate
 from conftest import CONF, compose
@@ -13,10 +15,37 @@ def options(group):
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+def own_values(path: Path) -> dict:
+    """The values a YAML file sets itself (its ``defaults`` list is composition, not a value)."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    raw.pop("defaults", None)
+    return raw
+
+
+def assert_carries(composed: dict, own: dict, where: str):
+    """Every value the file sets is in the composed config unchanged: the chosen file was read and,
+    being ``_self_`` last in its own defaults list, wins over what it inherits."""
+    for key, value in own.items():
+        assert key in composed, f"{where}.{key} missing from the composed config"
+        if isinstance(value, dict) and isinstance(composed[key], dict):
+            assert_carries(composed[key], value, f"{where}.{key}")
+        else:
+            assert composed[key] == value, f"{where}.{key}: composed {composed[key]!r}, the file sets {value!r}"
+
+
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes(group, option, tmp_path):
     cfg = compose(f"{group}={option}", f"paths.root_dir={tmp_path}")
-    assert cfg[group] is not None
+    composed = OmegaConf.to_container(cfg[group], resolve=False)
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves (a typo raises here)
+    own = own_values(CONF / group / f"{option}.yaml")
+    if group == "paths":
+        own.pop("root_dir")  # overridden on the command line above
+        assert composed["root_dir"] == str(tmp_path)
+    assert_carries(composed, own, group)
+    key = {"model": "id", "dataset": "name", "method": "name", "protocol": "name", "logger": "name"}.get(group)
+    if key:  # the option's name is the one a record reports (conf/<group>/<name>.yaml)
+        assert composed[key] == option
 
 
 @pytest.mark.parametrize("model", options("model"))
@@ -28,4 +57,23 @@ def test_every_model_config_validates_on_meta(model, tmp_path):
 
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_every_experiment_composes(experiment, tmp_path):
-    compose(f"+experiment={experiment}" if False else f"experiment={experiment}", f"paths.root_dir={tmp_path}")
+    """A preset is `# @package _global_`: its values land at the top level, its `override /group: x`
+    defaults select those options, and its sweep list reaches Hydra's sweeper unchanged."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    path = CONF / "experiment" / f"{experiment}.yaml"
+    raw = yaml.safe_load(path.read_text())
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=[f"experiment={experiment}", f"paths.root_dir={tmp_path}"],
+                            return_hydra_config=True)
+    assert "experiment" not in cfg  # nothing landed under an `experiment:` key
+    sweep = ((raw.pop("hydra", None) or {}).get("sweeper") or {}).get("params")
+    params = cfg.hydra.sweeper.params
+    assert (None if params is None else OmegaConf.to_container(params)) == sweep
+    for entry in raw.pop("defaults", []):
+        if isinstance(entry, dict) and next(iter(entry)).startswith("override /"):
+            (group, option), = ((k.removeprefix("override /"), v) for k, v in entry.items())
+            assert cfg.hydra.runtime.choices[group] == option
+    assert_carries(OmegaConf.to_container(cfg, resolve=False), raw, "")
+    # every interpolation of the task config resolves (a typo'd `${paths.root_di}` raises here)
+    OmegaConf.to_container(compose(f"experiment={experiment}", f"paths.root_dir={tmp_path}"), resolve=True)

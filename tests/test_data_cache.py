@@ -131,6 +131,14 @@ def test_a_run_trains_on_cached_vtab1k_data(tiny_overrides, tmp_path):
     rec = run(cfg)
     assert rec["status"] == "ok", rec["error"]
     assert rec["data"]["cache"] == "memory" and rec["data"]["sizes"]["train"] == 6
+    # The cache changes where decoded images come from, nothing else: the same run without it gives
+    # bit-identical metrics and per-epoch history (and the same run id: the cache is not identity).
+    plain = run(compose(*tiny_overrides, "dataset=vtab1k_dtd", "dataset.num_classes=3", "dataset.cache=none",
+                        f"paths.data_root={tmp_path / 'data'}", "method=linear_probe", "trainer.progress=false",
+                        f"paths.results_dir={tmp_path / 'uncached'}"))
+    assert plain["status"] == "ok", plain["error"]
+    assert plain["data"].get("cache", "none") == "none" and plain["run_id"] == rec["run_id"]
+    assert rec["metrics"] == plain["metrics"] and rec["history"] == plain["history"]
     assert rec["metrics"]["test_top1"] is not None
 
 

@@ -83,5 +83,13 @@ def test_ap_on_small_vit_runs_on_digits(tmp_path):
     assert rec["status"] == "ok", rec["error"]
     assert rec["weights"]["source"] == "bundled" and rec["weights"]["tag"] == "fmnist_vit" and rec["layers"] == ["3"]
     assert rec["model"] == "vit_tiny_patch16_224" and rec["model_config"] == "fmnist_vit"
-    assert rec["data"]["test"] == 1797 - 60 and rec["metrics"]["test_top1"] is not None
-    assert json.loads((tmp_path / "runs" / rec["run_id"] / "record.json").read_text())["status"] == "ok"
+    # Closed form: a full-shape prompt on the ViT's 8x8 patch tokens + class token, width 96; head 96 x 10 + 10.
+    prompt, head = (8 * 8 + 1) * 96, 96 * 10 + 10
+    assert {k: rec["params"][k] for k in ("trainable", "trainable_no_head", "inserted")} == {
+        "trainable": prompt + head, "trainable_no_head": prompt, "inserted": prompt}
+    assert rec["data"]["test"] == 1797 - 60
+    # Accuracies are whole numbers of images out of the 20 val and 1,737 test images.
+    for key, n in (("val_top1", 20), ("test_top1", 1797 - 60)):
+        correct = rec["metrics"][key] * n / 100
+        assert abs(correct - round(correct)) < 1e-9 and 0 <= round(correct) <= n, (key, rec["metrics"][key])
+    assert json.loads((tmp_path / "runs" / rec["run_id"] / "record.json").read_text()) == json.loads(json.dumps(rec))

@@ -229,19 +229,55 @@ def test_flops_conv_closed_form_and_frozen_prefix():
 KEYS = {"img_per_s", "step_time_s", "batch_size", "image_size", "precision", "warmup", "iters"}
 
 
+class ForwardClock:
+    """A fake ``time.perf_counter`` that advances 0.25 s per forward of the model, and only then: the
+    figures become exact numbers that say which forwards were timed (warm-up excluded, every timed
+    iteration counted) and how the record turns seconds into steps and images."""
+
+    STEP = 0.25
+
+    def __init__(self, model):
+        self.now, self.forwards = 100.0, 0
+        model.register_forward_hook(self._tick)
+
+    def _tick(self, *_):
+        self.now += self.STEP
+        self.forwards += 1
+
+    def perf_counter(self):
+        return self.now
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_inference_throughput_record(precision):
-    r = inference_throughput(frozen(), B, IMG, "cpu", precision=precision, warmup=1, iters=2)
-    assert set(r) == KEYS and r["img_per_s"] > 0 and r["step_time_s"] > 0
-    assert (r["batch_size"], r["image_size"], r["precision"]) == (B, [IMG, IMG], precision)
+def test_inference_throughput_record(precision, monkeypatch):
+    from types import SimpleNamespace
+    from apbench.engine import speed
+
+    model = frozen()
+    clock = ForwardClock(model)
+    monkeypatch.setattr(speed, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    r = inference_throughput(model, B, IMG, "cpu", precision=precision, warmup=1, iters=2)
+    assert clock.forwards == 1 + 2
+    # 2 timed forwards = 0.5 s: 0.25 s per step, B=4 images per step -> 16 img/s
+    assert r == {"img_per_s": 16.0, "step_time_s": 0.25, "batch_size": B, "image_size": [IMG, IMG],
+                 "precision": precision, "warmup": 1, "iters": 2}
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_train_step_throughput_record(precision):
+def test_train_step_throughput_record(precision, monkeypatch):
+    from types import SimpleNamespace
+    from apbench.engine import speed
+
     model = add_prompt(frozen(), 2)
+    clock = ForwardClock(model)
+    monkeypatch.setattr(speed, "time", SimpleNamespace(perf_counter=clock.perf_counter))
     r = train_step_throughput(model, [model.prompt, *model.head.parameters()], B, IMG, "cpu",
-                              precision=precision, optimizer_name="adamw", warmup=1, iters=2)
-    assert set(r) == KEYS and r["img_per_s"] > 0 and r["step_time_s"] > 0
+                              precision=precision, optimizer_name="adamw", warmup=1, iters=3)
+    # one untimed forward reads the output width, then 1 warm-up + 3 timed steps of one forward each
+    assert clock.forwards == 1 + 1 + 3
+    # 3 timed steps = 0.75 s: 0.25 s per step, 4 images per step -> 16 img/s
+    assert r == {"img_per_s": 16.0, "step_time_s": 0.25, "batch_size": B, "image_size": [IMG, IMG],
+                 "precision": precision, "warmup": 1, "iters": 3}
 
 
 def test_step_timer_separates_data_from_compute():

@@ -38,11 +38,24 @@ def test_estimate_scales_the_step_time_by_epochs_and_images():
     assert jobs[0].seconds == pytest.approx((4 * math.ceil(40 / 8) + 5 * math.ceil(60 / 8)) * 0.5)
 
 
-def test_measured_step_time_on_this_machine():
+def test_measured_step_time_on_this_machine(monkeypatch):
+    import time
+
+    # A clock that advances 0.5 s per reading: every timed section (start and end reading) lasts
+    # exactly 0.5 s, so the measured cost and the estimate built from it are hand-computable.
+    readings = iter(range(10**6))
+    monkeypatch.setattr(time, "perf_counter", lambda: 0.5 * next(readings))
     jobs = plan.sweep_jobs(["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu",
                             "method=ap", "method.layers=2"], str(CONF))
     notes = plan.estimate(jobs, measure="first", steps=1)
-    assert jobs[0].seconds > 0 and ": ap on tiny_resnet, 32 px, batch 8, fp32, cpu, suffix from point 2" in notes[0]
+    # steps=1: one timed step = 0.5 s; one eval / prefix batch of 32 (trainer=fast) = 0.5 s -> 1/64 s per image.
+    # Efficiency measures: (1 + 2 throughput steps + 2) full steps + 3 batches of 8 eval images = 2.5 + 0.375.
+    # fmnist_tiny, fixed protocol, 1 epoch, batch 8: ceil(40 / 8) = 5 steps, 20 val + 20 test evaluated,
+    # 40 + 40 images through the prefix cache.
+    assert jobs[0].seconds == 5 * 0.5 + 40 / 64 + 80 / 64 + 2.875
+    assert notes == ["step time 0.5000 s/step, eval 15.62 ms/image, cache build 15.62 ms/image, efficiency "
+                     "measures 2.9 s/run: ap on tiny_resnet, 32 px, batch 8, fp32, cpu, suffix from point 2 "
+                     "(prefix cache); 1 timed steps after 2 warm-up"]
 
 
 @pytest.mark.parametrize("overrides, point", [

@@ -40,7 +40,17 @@ def test_pad_prompt_changes_only_the_border(family):
     border = torch.ones(32, 32, dtype=torch.bool)
     border[4:28, 4:28] = False
     assert (out != x)[..., border].all()  # every border pixel moved (additively, Bahng et al.)
-    torch.testing.assert_close(out - x, model.apbench_vp.frame().expand_as(x), atol=1e-6, rtol=0)
+    # Hand-built: each strip of the frame holds its own constant, so a strip in the wrong place shows.
+    frame = model.apbench_vp.frame
+    with torch.no_grad():
+        for value, strip in enumerate((frame.top, frame.bottom, frame.left, frame.right), 1):
+            strip.fill_(float(value))
+    expected = torch.zeros(3, 32, 32)
+    expected[:, :4, :] = 1.0       # top rows, full width
+    expected[:, 28:, :] = 2.0      # bottom rows, full width
+    expected[:, 4:28, :4] = 3.0    # left columns between them
+    expected[:, 4:28, 28:] = 4.0   # right columns
+    assert torch.equal(_seen_by_model(adapted, x), x + expected)
 
 
 def test_expansive_puts_the_resized_image_in_the_centre_of_a_learnable_surround():
