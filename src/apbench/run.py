@@ -80,6 +80,8 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
 
     ``hparams``: extra entries for the record's ``hparams`` that are not part of the run's identity
     (a protocol's grid size and selection scores)."""
+    from .recipes import epochs_info, resolve
+    cfg = resolve(cfg)  # null trainer keys = the method's recipe: the run id names what is trained
     facts = validate(cfg)
     rid = run_id_of(cfg)
     rdir = run_dir_of(cfg, rid)
@@ -98,7 +100,8 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
         "protocol": cfg.protocol.name, "stage": cfg.protocol.stage,
         "model": cfg.model.get("id", cfg.model.name), "method": m["name"], "head": m.get("head", "linear"),
         "layers": facts["points"], "seed": cfg.seed,
-        "hparams": {k: cfg.trainer[k] for k in ("lr", "weight_decay", "epochs", "batch_size", "optimizer")}
+        "hparams": {k: cfg.trainer[k] for k in ("lr", "head_lr", "weight_decay", "epochs", "batch_size", "optimizer",
+                                                "scheduler")} | epochs_info(cfg)
         | {"image_size": facts["preprocessing"]["input_size"][-1], "lr_scale": m.get("lr_scale") or {}}
         | (hparams or {}),
         "metrics": {}, "params": {}, "efficiency": {}, "preprocessing": facts["preprocessing"],

@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from .engine.loop import TrainSettings
-from .engine.optim import OPTIMIZERS
+from .engine.optim import LR_SCALINGS, OPTIMIZERS, SCHEDULERS
 from .engine.prefix_cache import normalize_mode
 from .methods.heads import HEADS  # noqa: F401  (the head axis: linear, source, random, flm, ilm)
 
@@ -24,9 +24,10 @@ class InputError(ConfigError):
     only hide the real fix, and a re-launch after the fix must not find a stale failure."""
 
 
-METHOD_RESERVED = {"name", "head", "lr_scale"}
+METHOD_RESERVED = {"name", "head", "lr_scale", "recipe", "space"}  # recipe, space: apbench.recipes
 TRAINER_EXTRA = {"measure_efficiency", "throughput_warmup", "throughput_iters",
-                 "prefix_cache", "prefix_cache_max_gb", "prefix_cache_dir", "channels_last", "compile"}
+                 "prefix_cache", "prefix_cache_max_gb", "prefix_cache_dir", "channels_last", "compile",
+                 "drop_path"}  # drop_path: built into the model (apbench.recipes.resolve)
 
 
 def _choice(value, choices, key):
@@ -55,7 +56,19 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
     fields = {f.name for f in dataclasses.fields(TrainSettings)}
     _check_keys(t, fields | TRAINER_EXTRA, "trainer")
     _choice(t.get("optimizer"), OPTIMIZERS, "trainer.optimizer")
-    _choice(t.get("scheduler"), ("cosine", "constant"), "trainer.scheduler")
+    _choice(t.get("scheduler"), SCHEDULERS, "trainer.scheduler")
+    _choice(t.get("lr_scaling", "none"), LR_SCALINGS, "trainer.lr_scaling")
+    if t.get("head_lr") is not None:
+        _positive(t["head_lr"], "trainer.head_lr")
+    _positive(t.get("gamma", 0.1), "trainer.gamma")
+    ms = t.get("milestones") or []
+    if not isinstance(ms, list) or not all(isinstance(m, (int, float)) and 0 < m < 1 for m in ms):
+        raise ConfigError(f"trainer.milestones={ms!r} must be a list of fractions of the schedule in (0, 1), "
+                          "e.g. [0.5, 0.72]")
+    for key in ("label_smoothing", "drop_path"):
+        v = t.get(key) or 0.0
+        if not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise ConfigError(f"trainer.{key}={v!r} must be a number in [0, 1)")
     _choice(t.get("amp"), ("none", "bf16", "fp16"), "trainer.amp")
     try:
         normalize_mode(t.get("prefix_cache", "auto"))
@@ -107,6 +120,8 @@ def validate(cfg: DictConfig) -> dict:
         raise ConfigError(str(e)) from None
     if not isinstance(cfg.get("seed"), int):
         raise ConfigError(f"seed={cfg.get('seed')!r} must be an integer")
+    from .recipes import resolve
+    cfg = resolve(cfg)  # null trainer keys = the method's recipe (idempotent: run() resolved it already)
     settings = trainer_settings(cfg)
     stage = cfg.protocol.get("stage")
     if stage not in ("final", "select"):  # grid protocols set it per run (apbench.protocol)

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .optim import cosine_with_warmup, make_optimizer
+from .optim import lr_factor, make_optimizer, make_scheduler
 from .seeding import rng_state, seed_worker, set_rng_state
 
 
@@ -30,10 +30,15 @@ class TrainSettings:
     eval_batch_size: int = 128
     optimizer: str = "adamw"
     lr: float = 1e-3
+    head_lr: float | None = None      # the new head's group; None = lr
     weight_decay: float = 1e-4
     momentum: float = 0.9
     scheduler: str = "cosine"
     warmup_epochs: float = 0.0
+    milestones: list = field(default_factory=list)   # multistep: fractions of the schedule
+    gamma: float = 0.1
+    lr_scaling: str = "none"          # none | linear (every lr x batch_size / 256)
+    label_smoothing: float = 0.0
     amp: str = "none"
     num_workers: int = 0
     grad_clip: float | None = None
@@ -61,35 +66,49 @@ def loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_work
 def evaluate(adapted, dataset: Dataset, device: torch.device, batch_size: int = 128, amp: str = "none",
              desc: str = "eval", progress: bool = False) -> float:
     """Top-1 accuracy in percent."""
+    return evaluate_with_loss(adapted, dataset, device, batch_size, amp, desc, progress)["top1"]
+
+
+@torch.no_grad()
+def evaluate_with_loss(adapted, dataset: Dataset, device: torch.device, batch_size: int = 128,
+                       amp: str = "none", desc: str = "eval", progress: bool = False) -> dict:
+    """``{"top1": percent, "loss": mean cross-entropy}`` (the loss breaks ties between val scores)."""
     adapted.eval()
     correct = total = 0
+    loss_sum = 0.0
     for x, y in tqdm(loader(dataset, batch_size, False, 0, 0), desc=desc, leave=False, disable=not progress,
                      file=sys.stderr):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with amp_context(device, amp):
             logits = adapted.logits(x)
         correct += (logits.argmax(-1) == y).sum().item()
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
         total += y.numel()
-    return 100.0 * correct / max(1, total)
+    return {"top1": 100.0 * correct / max(1, total), "loss": loss_sum / max(1, total)}
 
 
 def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, seed: int,
         checkpoint_path: Path | None = None, on_epoch: Callable[[dict], None] | None = None,
-        timer=None) -> dict:
+        timer=None, evaluate_epoch: Callable[[], dict] | None = None) -> dict:
     """Train ``adapted``'s trainable set; resume from ``checkpoint_path`` when it holds a valid checkpoint.
 
-    Returns ``{"history": [...], "train_loss": float, "resumed_from": int}``.
+    ``evaluate_epoch()``: held-out scores added to each epoch's history entry (select runs: the
+    learning curve). Returns ``{"history": [...], "train_loss": float, "resumed_from": int,
+    "optimizer": {"name", "groups": {group: starting lr}, "scheduler", "warmup_steps", "total_steps", ...}}``.
     """
     model = adapted.model
-    optimizer = make_optimizer(adapted.param_groups, s.optimizer, s.lr, s.weight_decay, s.momentum, s.lr_scale)
+    optimizer = make_optimizer(adapted.param_groups, s.optimizer, s.lr, s.weight_decay, s.momentum, s.lr_scale,
+                               head_lr=s.head_lr, factor=lr_factor(s.lr_scaling, s.batch_size))
     steps_per_epoch = math.ceil(len(train_set) / s.batch_size)
     total = steps_per_epoch * s.epochs
-    if s.scheduler == "cosine":
-        scheduler = cosine_with_warmup(optimizer, total, int(round(s.warmup_epochs * steps_per_epoch)))
-    elif s.scheduler == "constant":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    else:
-        raise ValueError(f"trainer.scheduler {s.scheduler!r} unknown; choose cosine or constant")
+    warmup_steps = int(round(s.warmup_epochs * steps_per_epoch))
+    scheduler = make_scheduler(optimizer, s.scheduler, total, warmup_steps, s.milestones, s.gamma)
+    used = {"name": type(optimizer).__name__.lower(), "groups": {g["name"]: g["lr"] for g in optimizer.param_groups},
+            "weight_decay": s.weight_decay, "momentum": s.momentum if s.optimizer == "sgd" else None,
+            "scheduler": s.scheduler, "warmup_steps": warmup_steps, "total_steps": total,
+            "milestone_steps": sorted(int(round(float(m) * total)) for m in s.milestones)
+            if s.scheduler == "multistep" else [], "gamma": s.gamma if s.scheduler == "multistep" else None,
+            "label_smoothing": s.label_smoothing}
     scaler = torch.amp.GradScaler(device.type, enabled=(s.amp == "fp16"))
     history, start = [], 0
     state = ckpt.load(checkpoint_path) if checkpoint_path else None
@@ -119,7 +138,7 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
                 timer.data_ready()
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with amp_context(device, s.amp):
-                loss = F.cross_entropy(adapted.logits(x), y)
+                loss = F.cross_entropy(adapted.logits(x), y, label_smoothing=s.label_smoothing)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"training loss is {loss.item()} at epoch {epoch + 1}; "
                                     "lower trainer.lr or enable trainer.grad_clip")
@@ -139,6 +158,9 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
         if timer:
             timer.end_epoch()
         history.append({"epoch": epoch + 1, "train_loss": running / max(1, seen)})
+        if evaluate_epoch is not None:
+            history[-1].update(evaluate_epoch())
+            adapted.train()
         if checkpoint_path and epoch + 1 < s.epochs:
             ckpt.save(checkpoint_path, {
                 "model": ckpt.trainable_state(model, adapted.bn_mode == "train_stats"),
@@ -147,4 +169,4 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
         if on_epoch:  # after the checkpoint: what was reported is also what a resumed run starts from
             on_epoch(history[-1])
     return {"history": history, "train_loss": history[-1]["train_loss"] if history else None,
-            "resumed_from": start}
+            "resumed_from": start, "optimizer": used}
