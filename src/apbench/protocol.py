@@ -1,14 +1,15 @@
 """Protocols: one Hydra job runs a whole protocol for its cell as a sequence of ordinary runs.
 
-A protocol config with a ``grid`` (vtab1k, fgvc, auto) becomes
+A protocol config with a ``budget`` N (vtab1k, fgvc, auto) becomes
 
-    select runs   one per grid point: train on train, score on val (stage=select, test never opened)
-    final runs    one per seed: the best grid point, train on train(+val), report test (stage=final)
+    select runs   N points of the method's own declared space (``method.space``), drawn by one rule for
+                  every method (:func:`draw`): train on train, score on val (stage=select, test never opened)
+    final runs    one per seed: the best point, train on train(+val), report test (stage=final)
 
 Every step is a plain :func:`apbench.run.run` call with its own record, so a relaunched or requeued
 job skips what finished and resumes what was interrupted. Each run's config carries only the protocol
 ``name`` and ``stage``: the run id then names what was computed (the grid point, the split, the seed),
-so widening the grid or adding seeds later reuses every run already done. ``fixed`` runs unchanged.
+so widening a space or adding seeds later reuses every run already done. ``fixed`` runs unchanged.
 """
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ def _plain(node) -> Any:
 
 
 def _flat(grid, prefix: str = "") -> dict:
-    """``{method: {num_tokens: [..]}}`` (as ``+protocol.grid.method.num_tokens=[..]`` makes it) -> dotted keys."""
+    """``{method: {layers: [..]}}`` (as ``method.space.method.layers=[..]`` makes it) -> dotted keys."""
     if not isinstance(grid, dict):
-        raise ConfigError(f"protocol.grid must map keys to lists of values, got {grid!r}")
+        raise ConfigError(f"method.space must map keys to lists of candidates, got {grid!r}")
     out = {}
     for key, value in grid.items():
         if isinstance(value, dict):
@@ -191,7 +192,8 @@ def stage_config(cfg: DictConfig, name: str, stage: str, point: dict, seed: int,
             c.dataset.trainval = trainval
         for key, value in point.items():
             if OmegaConf.select(c, _path(key), default=_ABSENT) is _ABSENT:
-                raise ConfigError(f"protocol.grid key {key!r}: {_path(key)} is not in the config")
+                raise ConfigError(f"method.space key {key!r}: {_path(key)} is not in the config "
+                                  "(a bare key is trainer.KEY, a dotted key a full config path)")
             OmegaConf.update(c, _path(key), value, merge=False)
     return c
 
