@@ -10,7 +10,28 @@
 #
 # The plan (E fixed before any run; the same E for every method, warm-up and milestones kept as
 # fractions of each reference schedule; records carry epochs_reference and epochs_used):
-#   PLAN: see the block below, filled in from `PLAN_ONLY=1 bash scripts/study_cpu_lite0_fmnist1k.sh`.
+#   E = 12 epochs, N = 8 select runs per cell (protocol.budget), 3 final seeds, 64 px, batch 32.
+#   Runs (`apbench plan ... --measure none` per group, as printed):
+#     methods   77 + 11 + 11 + 22 = 121 runs (88 select + 33 final) in 11 cells: linear_probe, full_ft,
+#               norm_tuning, bitfit, lora, ssf, ap (layer on val) | adapter conv | vp pad | vp_ilm ilm, flm;
+#               every cell "8 select runs (equal budget)"; halton(seed=0) for the 9 spaces over 8 points,
+#               grid for vp_ilm's 8-point space
+#     layers    18 jobs x (4 select + 3 final) = 126 runs (72 + 54): AP at input, 0..16, only the prompt
+#               lr searched (a 4-point grid), head lr fixed at the linear probe's choice
+#     total     247 runs
+#   Time: `apbench plan --measure each` cannot time cells on this machine while other sessions share
+#   its 2 cores (three timed steps under load read 5-20x the idle speed; the previous study's README
+#   saw the same: 22 h printed for an 89-min study). E was therefore sized from the previous study's
+#   records, taken on this machine with each run at about 1/2-2/3 of the 2 cores (the ~60 % assumed):
+#   per epoch of 800 images, full-backward cells 8-12 s (full_ft 11.8, lora 12.1, norm 10.4, bitfit
+#   8.6, adapter 8.9, vp 7.9, ilm 10.7, flm 8.3; ssf assumed 12 at its reference placement), AP
+#   0.4 s (block 16) to 12 s (block 1), linear probe 0.1 s; final runs x 1.25 (train+val). Summed:
+#   methods ~1,140 s and layer sweep ~520 s per epoch of E, plus ~3,800 s per study of fixed costs
+#   (efficiency measures, prefix-cache builds, 10,000-image test passes of 87 final runs), so
+#   ~1,660 s x E + 3,800 s: E = 12 -> 6.6 h, E = 14 -> 7.5 h, E = 16 -> 8.4 h. E = 12 leaves ~1.4 h of
+#   the 8 for the tables, curves and measure pass and for noise. Rerun `PLAN_ONLY=1` on an idle
+#   machine to check before launching; a cell the convergence check flags gets more epochs within
+#   the budget or leaves the headline comparison with the reason stated.
 #
 # On CPU it runs at 64 px (the preset). Where CUDA is available the same command runs at the model's
 # full 224 px with the reference VP sizes (30-px pad, 128-px inner image) into results/gpu-lite0-fmnist1k/,
