@@ -66,11 +66,12 @@ HEAD_LR=$(python - "$OUT/runs" <<'PY'
 import json, pathlib, sys
 recs = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*/record.json")]
 lp = [r for r in recs if r.get("method") == "linear_probe" and r.get("stage") == "final" and r.get("status") == "ok"]
-print(lp[0]["hparams"]["head_lr"] if lp else 0.25)
+print(lp[0]["hparams"]["head_lr"] if lp else "")
 PY
 )
-if [ "${PLAN_ONLY:-0}" != 1 ] && [ "$HEAD_LR" = 0.25 ] && [ ! -d "$OUT/runs" ]; then
-  echo "no linear-probe record in $OUT/runs: run part 1 first" >&2; exit 2
+if [ -z "$HEAD_LR" ]; then
+  if [ "${PLAN_ONLY:-0}" = 1 ]; then HEAD_LR=0.25  # any one value: the cost does not depend on it
+  else echo "no finished linear-probe cell in $OUT/runs: part 1 must finish first (rerun this script)" >&2; exit 2; fi
 fi
 run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 \
   method.space.method.layers=null "method.space.head_lr=[$HEAD_LR]" "paths.results_dir=$SWEEP_DIR"
