@@ -21,7 +21,8 @@
 #     total     247 runs
 #   Time: `apbench plan --measure each` cannot time cells on this machine while other sessions share
 #   its 2 cores (three timed steps under load read 5-20x the idle speed; the previous study's README
-#   saw the same: 22 h printed for an 89-min study). E was therefore sized from the previous study's
+#   saw the same: 22 h printed for an 89-min study; in this session `PLAN_ONLY=1` at E = 30 printed
+#   175.6 h for the first group alone, full_ft timed at 19.5 s/step). E was therefore sized from the previous study's
 #   records, taken on this machine with each run at about 1/2-2/3 of the 2 cores (the ~60 % assumed):
 #   per epoch of 800 images, full-backward cells 8-12 s (full_ft 11.8, lora 12.1, norm 10.4, bitfit
 #   8.6, adapter 8.9, vp 7.9, ilm 10.7, flm 8.3; ssf assumed 12 at its reference placement), AP
