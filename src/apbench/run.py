@@ -21,7 +21,8 @@ _NOT_IDENTITY = ("paths", "logger", "hydra", "force")
 
 
 def run_id_of(cfg: DictConfig) -> str:
-    c = OmegaConf.to_container(cfg, resolve=False)
+    from .recipes import resolve
+    c = OmegaConf.to_container(resolve(cfg), resolve=False)  # the recipe filled in (idempotent): what runs
     for key in _NOT_IDENTITY:
         c.pop(key, None)
     c.get("trainer", {}).pop("progress", None)

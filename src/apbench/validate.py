@@ -52,6 +52,8 @@ def _check_keys(section: dict, valid: set[str], where: str):
 
 
 def trainer_settings(cfg: DictConfig) -> TrainSettings:
+    from .recipes import resolve
+    cfg = resolve(cfg)  # null trainer keys = the method's recipe (idempotent)
     t: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
     fields = {f.name for f in dataclasses.fields(TrainSettings)}
     _check_keys(t, fields | TRAINER_EXTRA, "trainer")
@@ -120,9 +122,9 @@ def validate(cfg: DictConfig) -> dict:
         raise ConfigError(str(e)) from None
     if not isinstance(cfg.get("seed"), int):
         raise ConfigError(f"seed={cfg.get('seed')!r} must be an integer")
+    settings = trainer_settings(cfg)  # resolves the recipe (idempotent: run() resolved it already)
     from .recipes import resolve
-    cfg = resolve(cfg)  # null trainer keys = the method's recipe (idempotent: run() resolved it already)
-    settings = trainer_settings(cfg)
+    cfg = resolve(cfg)
     stage = cfg.protocol.get("stage")
     if stage not in ("final", "select"):  # grid protocols set it per run (apbench.protocol)
         raise ConfigError(f"protocol.stage={stage!r}: one run is 'final' or 'select'; protocol "
