@@ -67,3 +67,24 @@ def test_vp_pad_randn_init_as_bahng():
     methods.apply(model, "vp", input_size=(3, 32, 32), variant="pad", pad_width=4, init="randn")
     frame = torch.cat([p.flatten() for p in model.apbench_vp.parameters()])
     assert frame.numel() == 3 * (32 * 32 - 24 * 24) and 0.8 < frame.std().item() < 1.2
+
+
+def test_lora_on_q_and_v_as_separate_targets():
+    model = tiny_model("vit").eval()                     # 2 blocks, width 32, head 330
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+    adapted = methods.apply(model, "lora", input_size=(3, 32, 32), targets=["q", "v"], r=4, alpha=8)
+    # 2 blocks x 2 parts x (A 4x32 + B 32x4) + head
+    assert sum(p.numel() for p in adapted.trainable()) == 2 * 2 * 256 + 330
+    with torch.no_grad():
+        assert torch.equal(adapted.eval().logits(x), before)          # B = 0: the frozen model
+        lora = model.apbench_qkv_lora["1"]
+        lora.B["v"].fill_(0.1)
+        qkv = model.blocks[0].attn.qkv
+        inp = torch.randn(1, 5, 32)
+        out, base = qkv(inp), torch.nn.functional.linear(inp, qkv.weight, qkv.bias)
+    assert torch.equal(out[..., :64], base[..., :64])                  # q and k untouched by v's update
+    assert not torch.allclose(out[..., 64:], base[..., 64:])
+    with pytest.raises(MethodError, match="cannot be merged"):
+        methods.apply(tiny_model("vit"), "lora", input_size=(3, 32, 32), targets=["q", "v"], merge=True)
