@@ -79,7 +79,7 @@ def build(base, method_overrides=()):
     built = build_model(OmegaConf.to_container(cfg.model, resolve=True), DEVICE)
     m = OmegaConf.to_container(cfg.method, resolve=True)
     head = methods.setup_head(built.model, "linear", 10, seed=0)
-    args = {k: v for k, v in m.items() if k not in ("name", "head", "lr_scale")}
+    args = {k: v for k, v in m.items() if k not in ("name", "head", "lr_scale", "recipe", "space")}
     adapted = methods.apply(built.model, m["name"], input_size=built.preprocessing["input_size"],
                             head_prefixes=head.prefixes, **args)
     head.attach(adapted)

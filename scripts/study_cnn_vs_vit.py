@@ -43,9 +43,11 @@ SEEDS = (0, 1, 2)
 # 3 epochs x 25 steps: what 2 shared CPU cores allow for 144 runs (a ViT run costs ~20 s here).
 # Efficiency measures are off: this study is about accuracy, and they cost ~8 s per ViT run.
 COMMON = ["dataset=digits", "device=cpu", "trainer.epochs=3", "trainer.batch_size=32",
-          "trainer.warmup_epochs=0", "trainer.progress=false", "trainer.measure_efficiency=false"]
+          "trainer.warmup_epochs=0", "trainer.progress=false", "trainer.measure_efficiency=false",
+          # this study's own shared schedule, pinned so the method recipes (issue 14) do not change it
+          "trainer.optimizer=adamw", "trainer.weight_decay=1e-4", "trainer.scheduler=cosine", "trainer.lr_scaling=none"]
 # VP's default border is 30 of 224 px (Bahng et al.); the same share of a 32-px image is ~4 px.
-REFERENCES = {"vp": ["method=vp", "method.variant=pad", "method.pad_width=4"],
+REFERENCES = {"vp": ["method=vp", "method.variant=pad", "method.pad_width=4", "method.init=zeros"],
               "norm_tuning": ["method=norm_tuning"], "linear_probe": ["method=linear_probe"]}
 
 
@@ -61,7 +63,7 @@ def make_cfg(overrides: list[str]):
 
 
 def run_cell(model, cell_overrides, lr, seed, stage, out: Path, may_fail=False) -> dict:
-    cfg = make_cfg([f"model={model}", *COMMON, *cell_overrides, f"trainer.lr={lr}", f"seed={seed}",
+    cfg = make_cfg([f"model={model}", *COMMON, *cell_overrides, f"trainer.lr={lr}", f"trainer.head_lr={lr}", f"seed={seed}",
                     f"protocol.stage={stage}", f"paths.results_dir={out / 'runs'}"])
     t0 = time.perf_counter()
     rec = run(cfg)

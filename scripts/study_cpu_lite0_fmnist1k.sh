@@ -1,34 +1,87 @@
 #!/usr/bin/env bash
-# Issue 10's study, one command: every CNN method on bundled EfficientNet-Lite0 x Fashion-MNIST-1k,
-# lr chosen on val200 per cell, 3 final seeds, then tables and plots. Resumable: finished runs are
-# skipped, so re-running completes only what is missing.
+# Issue 14's rerun of the CPU study, one command: every CNN method on bundled EfficientNet-Lite0 x
+# Fashion-MNIST-1k with its own recipe (conf/method/*.yaml, docs/recipes.md) and the equal-budget
+# search (N select runs per cell from the method's own space by one rule; AP's layer is part of AP's
+# N), 3 final seeds tested on all 10,000 official test images; then the layer sweep as its own figure
+# (its own results folder: it never feeds the methods table), the learning curves, tables and plots.
+# Resumable: finished runs are skipped, so re-running completes only what is missing.
 #   bash scripts/study_cpu_lite0_fmnist1k.sh [extra overrides...]
-#   PLAN_ONLY=1 bash scripts/study_cpu_lite0_fmnist1k.sh     # cost estimate, runs nothing
+#   PLAN_ONLY=1 bash scripts/study_cpu_lite0_fmnist1k.sh     # cost estimate (apbench plan), runs nothing
+#
+# The plan (E fixed before any run; the same E for every method, warm-up and milestones kept as
+# fractions of each reference schedule; records carry epochs_reference and epochs_used):
+#   E = 12 epochs, N = 8 select runs per cell (protocol.budget), 3 final seeds, 64 px, batch 32.
+#   Runs (`apbench plan ... --measure none` per group, as printed):
+#     methods   77 + 11 + 11 + 22 = 121 runs (88 select + 33 final) in 11 cells: linear_probe, full_ft,
+#               norm_tuning, bitfit, lora, ssf, ap (layer on val) | adapter conv | vp pad | vp_ilm ilm, flm;
+#               every cell "8 select runs (equal budget)"; halton(seed=0) for the 9 spaces over 8 points,
+#               grid for vp_ilm's 8-point space
+#     layers    18 jobs x (4 select + 3 final) = 126 runs (72 + 54): AP at input, 0..16, only the prompt
+#               lr searched (a 4-point grid), head lr fixed at the linear probe's choice
+#     total     247 runs
+#   Time: `apbench plan --measure each` cannot time cells on this machine while other sessions share
+#   its 2 cores (three timed steps under load read 5-20x the idle speed; the previous study's README
+#   saw the same: 22 h printed for an 89-min study; in this session `PLAN_ONLY=1` at E = 30 printed
+#   175.6 h for the first group alone, full_ft timed at 19.5 s/step). E was therefore sized from the previous study's
+#   records, taken on this machine with each run at about 1/2-2/3 of the 2 cores (the ~60 % assumed):
+#   per epoch of 800 images, full-backward cells 8-12 s (full_ft 11.8, lora 12.1, norm 10.4, bitfit
+#   8.6, adapter 8.9, vp 7.9, ilm 10.7, flm 8.3; ssf assumed 12 at its reference placement), AP
+#   0.4 s (block 16) to 12 s (block 1), linear probe 0.1 s; final runs x 1.25 (train+val). Summed:
+#   methods ~1,140 s and layer sweep ~520 s per epoch of E, plus ~3,800 s per study of fixed costs
+#   (efficiency measures, prefix-cache builds, 10,000-image test passes of 87 final runs), so
+#   ~1,660 s x E + 3,800 s: E = 12 -> 6.6 h, E = 14 -> 7.5 h, E = 16 -> 8.4 h. E = 12 leaves ~1.4 h of
+#   the 8 for the tables, curves and measure pass and for noise. Rerun `PLAN_ONLY=1` on an idle
+#   machine to check before launching; a cell the convergence check flags gets more epochs within
+#   the budget or leaves the headline comparison with the reason stated.
+#
 # On CPU it runs at 64 px (the preset). Where CUDA is available the same command runs at the model's
-# full 224 px, with the VP pad / inner sizes scaled in proportion (8/64 -> 28/224, 48/64 -> 168/224);
-# those records go to results/gpu-lite0-fmnist1k/, so the two studies never mix.
+# full 224 px with the reference VP sizes (30-px pad, 128-px inner image) into results/gpu-lite0-fmnist1k/,
+# so the two studies never mix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=results/cpu-lite0-fmnist1k
-PAD=8 INNER=48
+# VP sizes in proportion to the references' at 224 px: pad 30/224 -> 8/64; ILM-VP's inner 128/224 -> 36/64.
+PAD=8 INNER=36
 X=(experiment=cpu_lite0_fmnist1k)
 if python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-  PAD=28 INNER=168 OUT=results/gpu-lite0-fmnist1k
+  PAD=30 INNER=128 OUT=results/gpu-lite0-fmnist1k
   X+=(model.preprocessing.image_size=224 "paths.results_dir=$PWD/$OUT/runs")
 fi
 X+=("$@")
+SWEEP_DIR="$PWD/$OUT/layer-sweep/runs"
 # A sweep with refused cells exits 2 after running the rest; go on with the other groups, fail at the end.
 status=0
 if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure each; }
 else run() { apbench run "$@" || status=$?; }; fi
-run -m "${X[@]}" method=linear_probe,full_ft,norm_tuning,bitfit,lora,ssf
+
+# 1. The methods table: every method, its recipe, N select runs from its own space, 3 final seeds.
+run -m "${X[@]}" method=linear_probe,full_ft,norm_tuning,bitfit,lora,ssf,ap
 run -m "${X[@]}" method=adapter method.variant=conv
-run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16
-run -m "${X[@]}" method=vp method.variant=pad method.pad_width=$PAD method.head=linear,flm,ilm
-run -m "${X[@]}" method=vp method.variant=expansive method.inner_size=$INNER method.head=linear,flm,ilm
-run -m "${X[@]}" method=ap method.shape=channel method.layers=0,8,16
+run -m "${X[@]}" method=vp method.variant=pad method.pad_width=$PAD
+run -m "${X[@]}" method=vp_ilm method.inner_size=$INNER method.head=ilm,flm
+
+# 2. The layer sweep (a figure, never a choice): AP at every point, only the prompt lr searched, the
+# head's lr fixed at the linear probe's choice (read from its final record; its default before that
+# exists, which only PLAN_ONLY meets).
+HEAD_LR=$(python - "$OUT/runs" <<'PY'
+import json, pathlib, sys
+recs = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*/record.json")]
+lp = [r for r in recs if r.get("method") == "linear_probe" and r.get("stage") == "final" and r.get("status") == "ok"]
+print(lp[0]["hparams"]["head_lr"] if lp else "")
+PY
+)
+if [ -z "$HEAD_LR" ]; then
+  if [ "${PLAN_ONLY:-0}" = 1 ]; then HEAD_LR=0.25  # any one value: the cost does not depend on it
+  else echo "no finished linear-probe cell in $OUT/runs: part 1 must finish first (rerun this script)" >&2; exit 2; fi
+fi
+run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 \
+  method.space.method.layers=null "method.space.head_lr=[$HEAD_LR]" "paths.results_dir=$SWEEP_DIR"
+
 if [ "${PLAN_ONLY:-0}" != 1 ]; then
   apbench results "$OUT/runs" --out "$OUT" --reference linear_probe
+  apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep"
+  # learning curves per cell and the convergence check (val over the last 20 % of epochs within 1 point of its max)
+  python -m apbench.results.curves "$OUT/runs" --out "$OUT/curves"
   # the efficiency table measured back to back in one process (the records' own timings depend on load)
   apbench measure --records "$OUT/runs" --baseline full_ft --out "$OUT" > "$OUT/efficiency-measured.txt"
 fi

@@ -10,16 +10,17 @@ from conftest import CONF
 
 SWEEP = ["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu",
          "method=ap,lora,ssf", "method.layers=1,2",
-         "protocol=vtab1k", "protocol.grid.lr=[0.1,0.01]", "protocol.grid.weight_decay=[0.0,1e-4]"]
+         "protocol=vtab1k", "protocol.budget=4"]
 
 
 def test_runs_match_the_closed_form():
     jobs = plan.sweep_jobs(SWEEP, str(CONF))
     assert len(jobs) == 3 * 2
-    assert sum(j.runs for j in jobs) == 3 * 2 * (2 * 2 + 5)            # methods x layers x (grid + seeds)
+    assert sum(j.runs for j in jobs) == 3 * 2 * (4 + 5)                # methods x layers x (budget + seeds)
     assert [(j.cfg.method.name, j.cfg.method.layers) for j in jobs] == [
         ("ap", 1), ("ap", 2), ("lora", 1), ("lora", 2), ("ssf", 1), ("ssf", 2)]   # Hydra's order
     assert {j.grid_size for j in jobs} == {4} and "hydra" not in jobs[0].cfg
+    assert {j.rule for j in jobs} == {"halton(seed=0)"}                 # every space here has 40 points
 
 
 def test_a_preset_sweep_and_a_command_line_override_of_its_list():
@@ -27,12 +28,13 @@ def test_a_preset_sweep_and_a_command_line_override_of_its_list():
     jobs = plan.sweep_jobs(["experiment=layer_sweep_cnn", "dataset=fmnist_tiny"], str(CONF))
     assert len(jobs) == 35 and sum(j.runs for j in jobs) == 35 * (8 + 5)
     assert [j.overrides[0] for j in jobs[:3]] == ["method.layers=input", "method.layers=0", "method.layers=1"]
-    assert {j.cfg.trainer.epochs for j in jobs} == {200}
+    assert {j.cfg.trainer.epochs for j in jobs} == {100}
+    # A layer sweep fixes the layer: the swept point is every select run's, never a drawn one.
+    assert {str(c.method.layers) for c in jobs[2].run_cfgs} == {"1"}
 
 
 def test_estimate_scales_the_step_time_by_epochs_and_images():
-    jobs = plan.sweep_jobs(SWEEP[:5] + ["protocol=vtab1k", "protocol.grid.lr=[0.1,0.01]",
-                                        "protocol.grid.weight_decay=[0.0,1e-4]"], str(CONF))
+    jobs = plan.sweep_jobs(SWEEP[:5] + ["protocol=vtab1k", "protocol.budget=4"], str(CONF))
     plan.estimate(jobs, step_time=0.5)
     # fmnist_tiny: 40 train + 20 val, batch 8, 1 epoch: select runs 5 steps, final runs (train+val) 8.
     assert jobs[0].seconds == pytest.approx((4 * math.ceil(40 / 8) + 5 * math.ceil(60 / 8)) * 0.5)
@@ -87,7 +89,7 @@ def test_with_a_shared_store_only_the_first_select_and_final_runs_build(monkeypa
     cost = plan.CellCost(step_s=0.0, eval_s_per_image=0.0, prefix_s_per_image=1.0, cache_point="3")
     monkeypatch.setattr(plan, "cell_costs", lambda *a, **k: cost)
     base = ["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu", "method=ap",
-            "method.layers=3", "protocol=vtab1k", "protocol.grid.lr=[0.1,0.01]", "protocol.grid.weight_decay=[0.0]"]
+            "method.layers=3", "method.space.method.layers=null", "protocol=vtab1k", "protocol.budget=2"]
     alone, = plan.sweep_jobs(base, str(CONF))
     shared, = plan.sweep_jobs(base + [f"trainer.prefix_cache_dir={tmp_path}"], str(CONF))
     plan.estimate([alone]), plan.estimate([shared])
@@ -101,7 +103,7 @@ def test_cli_output_and_dry_run(capsys):
     assert main(["plan", "-m", *SWEEP, "--step-time", "0.1", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("apbench plan: 6 jobs, 54 runs (24 select + 30 final)")
-    assert "grid size 4 for every job (equal budget)" in out
+    assert "4 select runs for every job (equal budget; halton(seed=0) x 6)" in out
     assert len(re.findall(r"^  #\d+ +runs=9 ", out, re.M)) == 6
 
 

@@ -6,7 +6,7 @@ from apbench.data.base import Splits
 from apbench.validate import ConfigError
 from conftest import compose
 
-SMALL_GRID = ["protocol=vtab1k", "protocol.grid.lr=[0.01,0.001]", "protocol.grid.weight_decay=[0.0]",
+SMALL_GRID = ["protocol=vtab1k", "method.space.head_lr=[0.01,0.001]", "method.space.weight_decay=[0.0]",
               "protocol.seeds=[0,1]", "trainer.measure_efficiency=false"]
 
 
@@ -14,7 +14,7 @@ def test_grid_order_choice_and_edges():
     grid = {"lr": [1e-3, 1e-2, 1e-1], "weight_decay": [0.0, 1e-4]}
     points = protocol.grid_points(grid)
     assert len(points) == 6 and points[:2] == [{"lr": 1e-3, "weight_decay": 0.0}, {"lr": 1e-3, "weight_decay": 1e-4}]
-    assert protocol.choose([50.0, 70.0, None, 70.0]) == 1          # ties -> first in grid order
+    assert protocol.choose([50.0, 70.0, None, 70.0]) == 1          # full ties -> first drawn
     assert protocol.choose([None, None]) is None                    # failed points never win
     assert protocol.edge_flags(grid, {"lr": 1e-1, "weight_decay": 0.0}) == ["lr=high"]   # wd=0 is no edge
     assert protocol.edge_flags(grid, {"lr": 1e-3, "weight_decay": 1e-4}) == ["lr=low", "weight_decay=high"]
@@ -25,26 +25,34 @@ def test_grid_order_choice_and_edges():
 def test_runs_per_job_and_auto(tmp_path):
     base = [f"paths.root_dir={tmp_path}", "dataset=fmnist_tiny"]
     assert protocol.runs_of(compose(*base)) == 1                                   # fixed
-    assert protocol.runs_of(compose(*base, "protocol=vtab1k")) == 4 * 2 + 5        # default grid 4x2, 5 seeds
+    assert protocol.runs_of(compose(*base, "protocol=vtab1k")) == 8 + 5            # budget 8, 5 seeds
     assert protocol.runs_of(compose(*base, "protocol=vtab1k", "protocol.seeds=3")) == 8 + 3
+    # A space smaller than the budget runs whole: 2 x 1 points.
+    assert protocol.runs_of(compose(*base, "protocol=vtab1k", "method=linear_probe", "method.space.head_lr=[0.1,1.0]",
+                                    "method.space.weight_decay=[0.0]")) == 2 + 5
     auto = protocol.resolve(compose(*base, "protocol=auto"))                       # fmnist follows vtab1k
     assert auto["name"] == "vtab1k" and auto["final_trainval"] is True
     assert protocol.resolve(compose(*base, "protocol=auto", "dataset.protocol=fgvc"))["final_trainval"] is False
-    assert protocol.resolve(compose(*base, "protocol=auto", "dataset.protocol=fixed"))["grid"] is None
+    assert protocol.resolve(compose(*base, "protocol=auto", "dataset.protocol=fixed"))["space"] is None
     assert protocol.resolve(compose(*base, "protocol=fgvc"))["final_trainval"] is False
-    nested = protocol.resolve(compose(*base, "protocol=vtab1k", "+protocol.grid.method.shape=[full,channel]"))
-    assert nested["grid"]["method.shape"] == ["full", "channel"] and protocol.grid_size(nested["grid"]) == 16
+    nested = protocol.resolve(compose(*base, "protocol=vtab1k", "+method.space.method.shape=[full,channel]"))
+    assert nested["space"]["method.shape"] == ["full", "channel"] and protocol.space_size(nested["space"]) == 80
+    dropped = protocol.resolve(compose(*base, "protocol=vtab1k", "method.space.method.layers=null"))
+    assert "method.layers" not in dropped["space"] and protocol.space_size(dropped["space"]) == 4 * 2
 
 
 def test_stage_configs_differ_only_in_what_was_computed(tmp_path):
     from apbench.run import run_id_of
     cfg = compose(f"paths.root_dir={tmp_path}", "protocol=vtab1k")
-    wider = compose(f"paths.root_dir={tmp_path}", "protocol=vtab1k", "protocol.grid.lr=[1e-4,3e-4,1e-3]",
+    wider = compose(f"paths.root_dir={tmp_path}", "protocol=vtab1k", "method.space.lr=[1e-4,3e-4,1e-3]",
                     "protocol.seeds=10")
     point = {"lr": 3e-4, "weight_decay": 0.0}
     a = protocol.stage_config(cfg, "vtab1k", "select", point, 0, trainval=False)
-    # Widening the grid or adding seeds keeps every run already done.
-    assert run_id_of(a) == run_id_of(protocol.stage_config(wider, "vtab1k", "select", point, 0, trainval=False))
+    # Widening the space or adding seeds keeps every run already done (the run id is taken after the
+    # recipe is resolved, which drops the space).
+    from apbench.recipes import resolve
+    assert run_id_of(resolve(a)) == run_id_of(resolve(protocol.stage_config(wider, "vtab1k", "select", point, 0,
+                                                                           trainval=False)))
     f = protocol.stage_config(cfg, "vtab1k", "final", point, 0, trainval=True)
     assert run_id_of(a) != run_id_of(f) and f.dataset.trainval is True and f.trainer.lr == 3e-4
     with pytest.raises(ConfigError, match="trainer.nonsense"):
@@ -93,16 +101,22 @@ def test_test_split_is_opened_only_by_final_runs(tiny_overrides, monkeypatch, ca
 
     select, final = recs[:2], recs[2:]
     assert all(r["metrics"]["test_top1"] is None and r["config"]["dataset"]["trainval"] is False for r in select)
-    assert all(r["hparams"]["grid_size"] == 2 for r in recs)
-    scores = [r["metrics"]["val_top1"] for r in select]
-    chosen = select[protocol.choose(scores)]["hparams"]["lr"]
+    assert [r["hparams"]["search"] for r in select] == [{"budget": 8, "rule": "grid", "point_index": i} for i in (0, 1)]
+    scores = [{"val_top1": r["metrics"]["val_top1"], "val_loss": r["metrics"]["val_loss"]} for r in select]
+    chosen = select[protocol.choose(scores, [protocol.cost_of(r) for r in select])]["hparams"]["head_lr"]
     for r, seed in zip(final, (0, 1)):
         assert r["seed"] == seed and r["protocol"] == "vtab1k" and r["config"]["dataset"]["trainval"] is True
-        assert r["metrics"]["test_top1"] is not None and r["hparams"]["lr"] == chosen
+        assert r["metrics"]["test_top1"] is not None and r["hparams"]["head_lr"] == chosen
         sel = r["hparams"]["selected_from"]
-        assert sel["grid"] == {"lr": [0.01, 0.001], "weight_decay": [0.0]}
-        assert [v["val_top1"] for v in sel["val_top1"]] == scores and sel["chosen"]["lr"] == chosen
-        assert r["hparams"]["edge_flags"] == [f"lr={'high' if chosen == 0.01 else 'low'}"]
+        assert sel["space"] == {"head_lr": [0.01, 0.001], "weight_decay": [0.0]}
+        assert sel["budget"] == 8 and sel["rule"] == "grid" and sel["points"] == [
+            {"head_lr": 0.01, "weight_decay": 0.0}, {"head_lr": 0.001, "weight_decay": 0.0}]
+        assert [v["val_top1"] for v in sel["val_top1"]] == [x["val_top1"] for x in scores]
+        assert [v["val_loss"] for v in sel["val_loss"]] == [x["val_loss"] for x in scores]
+        assert [v["run_id"] for v in sel["val_top1"]] == [x["run_id"] for x in select] and sel["chosen"]["head_lr"] == chosen
+        assert sel["compute"]["runs"] == 2 and sel["compute"]["train_steps"] == sum(
+            x["optimizer"]["total_steps"] for x in select)
+        assert r["hparams"]["edge_flags"] == [f"head_lr={'high' if chosen == 0.01 else 'low'}"] == sel["edge_flags"]
 
     # Relaunching the job (e.g. a requeued SLURM job) reruns nothing; only a final run's skip check lists
     # its test split (the identity's data digest: names, sizes, mtimes; no image is decoded).

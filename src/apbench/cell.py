@@ -10,7 +10,7 @@ from . import data, identity, methods
 from .engine import prefix_cache, speed_options
 from .engine.efficiency import StepTimer, count_params, measure_all
 from .engine.params import effective_params
-from .engine.loop import evaluate, fit
+from .engine.loop import evaluate, evaluate_with_loss, fit
 from .engine.seeding import seed_everything
 from .engine.trained_prompt import save_prompt
 from .env import environment, resolve_device
@@ -94,14 +94,25 @@ def execute(cfg: DictConfig, facts: dict, run_dir: Path, record: dict, on_epoch=
             adapted, cache.sets["train"], channels_last=bool(cfg.trainer.get("channels_last", False)),
             compile=bool(cfg.trainer.get("compile", False)), amp=settings.amp) as speed:
         record["speed_options"] = speed
-        out = fit(adapted, cache.sets["train"], device, settings, cfg.seed,
-                  checkpoint_path=run_dir / "checkpoint.pt", timer=timer, on_epoch=on_epoch,
-                  identity=ident["digest"], extra_state=head_state(head, adapted))
-        metrics = record["metrics"] = {"train_loss": out["train_loss"]}  # filled in place: a failure keeps it
         # Trained on train+val (a protocol's final runs): val is no held-out measure, so none is reported.
         val_in_train = bool(cfg.dataset.get("trainval", False))
-        metrics["val_top1"] = None if val_in_train else evaluate(
-            adapted, cache.sets["val"], device, settings.eval_batch_size, settings.amp, "val")
+
+        def score_val():
+            v = evaluate_with_loss(adapted, cache.sets["val"], device, settings.eval_batch_size, settings.amp, "val")
+            return {"val_top1": v["top1"], "val_loss": v["loss"]}
+        # Select runs score val after every epoch: the learning curve and convergence check of the chosen point.
+        per_epoch = score_val if cfg.protocol.stage == "select" and not val_in_train else None
+        out = fit(adapted, cache.sets["train"], device, settings, cfg.seed,
+                  checkpoint_path=run_dir / "checkpoint.pt", timer=timer, on_epoch=on_epoch,
+                  identity=ident["digest"], extra_state=head_state(head, adapted), evaluate_epoch=per_epoch)
+        record["optimizer"] = out["optimizer"]  # what the optimizer and schedule actually were
+        metrics = record["metrics"] = {"train_loss": out["train_loss"]}  # filled in place: a failure keeps it
+        if val_in_train:
+            metrics["val_top1"] = metrics["val_loss"] = None
+        elif per_epoch is not None and "val_top1" in (out["history"] or [{}])[-1]:  # the final epoch's, computed
+            metrics["val_top1"], metrics["val_loss"] = out["history"][-1]["val_top1"], out["history"][-1]["val_loss"]
+        else:
+            metrics.update(score_val())
         test_preds: list = []
         metrics["test_top1"] = (evaluate(adapted, cache.sets["test"], device, settings.eval_batch_size, settings.amp,
                                          "test", predictions=test_preds) if test_set is not None else None)

@@ -52,8 +52,10 @@ def _digest_without(cfg: DictConfig, drop) -> str:
 
 
 def config_digest(cfg: DictConfig) -> str:
-    """The run id: a hash of the config as composed, without the NOT_IDENTITY options."""
-    return _digest_without(cfg, NOT_IDENTITY)
+    """The run id: a hash of the config with the method's recipe filled in (what runs; idempotent),
+    without the NOT_IDENTITY options."""
+    from .recipes import resolve
+    return _digest_without(resolve(cfg), NOT_IDENTITY)
 
 
 def legacy_run_id(cfg: DictConfig) -> str:

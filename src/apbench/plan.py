@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import protocol as proto
+from . import recipes
 
 # Train / val images of datasets whose config does not state them (from their published splits,
 # as the dataset configs' header comments give them); only used for time estimates.
@@ -40,11 +41,15 @@ class Job:
     overrides: list[str]
     cfg: DictConfig
     protocol: str = "fixed"
-    grid_size: int = 1
+    grid_size: int = 1                # select runs drawn (N, or the whole space when it is smaller)
     runs: int = 1
     select_runs: int = 0
+    rule: str = ""                    # the shared draw rule that gave them ("grid", "halton(seed=0)")
+    space_size: int = 1
+    run_cfgs: list = field(default_factory=list)  # each select run's resolved config (for per-point costs)
     train_images: list[int | None] = field(default_factory=list)  # per run
     eval_images: list[int] = field(default_factory=list)          # per run: val (held out) + test (final runs)
+    eval_passes: list[int] = field(default_factory=list)          # per run: select runs score val every epoch
     seconds: float | None = None
 
 
@@ -70,20 +75,25 @@ def dataset_sizes(d: DictConfig, unknown: int | None = None,
 
 def _describe(cfg: DictConfig, train_images: int | None = None) -> Job:
     p = proto.resolve(cfg)
-    job = Job(0, [], cfg, protocol=p["name"])
+    job = Job(0, [], recipes.resolve(cfg), protocol=p["name"])  # the recipe's epochs and batch size
     n_train, n_val = dataset_sizes(cfg.dataset, train_images, cfg.paths.data_root)
     both = None if n_train is None else n_train + n_val
     n_test = int(cfg.dataset.get("test_size") or 0)  # unknown test sizes are not counted
-    if p["grid"] is None:
+    if p["space"] is None:
         trainval = bool(cfg.dataset.get("trainval"))
         job.train_images = [both if trainval else n_train]
         job.eval_images = [(0 if trainval else n_val or 0) + (n_test if cfg.protocol.get("stage") == "final" else 0)]
         return job
-    job.grid_size = proto.grid_size(p["grid"])
-    job.select_runs = job.grid_size
+    points, job.rule = proto.draw(p["space"], p["budget"], p["sampler_seed"])
+    job.space_size = proto.space_size(p["space"])
+    job.run_cfgs = [recipes.resolve(proto.stage_config(cfg, p["name"], "select", pt, p["select_seed"], trainval=False))
+                    for pt in points]
+    job.grid_size = job.select_runs = len(points)
     job.runs = job.grid_size + len(p["seeds"])
+    epochs = int(job.cfg.trainer.epochs)
     job.train_images = [n_train] * job.grid_size + [both if p["final_trainval"] else n_train] * len(p["seeds"])
     job.eval_images = [n_val or 0] * job.grid_size + [(0 if p["final_trainval"] else n_val or 0) + n_test] * len(p["seeds"])
+    job.eval_passes = [epochs] * job.grid_size + [1] * len(p["seeds"])  # select runs: val after every epoch
     return job
 
 
@@ -136,11 +146,13 @@ class CellCost:
     what: str = ""
 
     def run_seconds(self, epochs: int, train_images: int, batch_size: int, eval_images: int,
-                    build: bool = True) -> float:
-        """``build=False``: the activations come from a shared store (``trainer.prefix_cache_dir``)."""
+                    build: bool = True, eval_passes: int = 1) -> float:
+        """``build=False``: the activations come from a shared store (``trainer.prefix_cache_dir``).
+        ``eval_passes``: how often the held-out images are scored (select runs: every epoch); the
+        cache is built once per image."""
         cached = train_images + eval_images if self.cache_point is not None and build else 0
         return (epochs * math.ceil(train_images / batch_size) * self.step_s
-                + eval_images * self.eval_s_per_image + cached * self.prefix_s_per_image + self.measure_s)
+                + eval_images * eval_passes * self.eval_s_per_image + cached * self.prefix_s_per_image + self.measure_s)
 
 
 def build_cell(cfg: DictConfig, device):
@@ -234,26 +246,41 @@ def estimate(jobs: list[Job], measure: str = "first", device: str = "auto", step
     """Fill ``job.seconds`` (None where a dataset size is unknown); return notes on what was timed."""
     costs: dict[str, CellCost] = {}
     notes = []
-    for job in jobs:
-        key = rate_key(job.cfg)
+    def cost_of(cfg):
+        key = rate_key(cfg)
         if step_time is not None:
             costs.setdefault(key, CellCost(step_time))
         elif key not in costs and (measure == "each" or not costs):
-            c = costs[key] = cell_costs(job.cfg, device, iters=steps)
+            c = costs[key] = cell_costs(cfg, device, iters=steps)
             extra = "" if c.cache_point is None else f", cache build {c.prefix_s_per_image * 1e3:.2f} ms/image"
             notes.append(f"step time {c.step_s:.4f} s/step, eval {c.eval_s_per_image * 1e3:.2f} ms/image{extra}, "
                          f"efficiency measures {c.measure_s:.1f} s/run: {c.what}")
-        cost = costs.get(key, next(iter(costs.values())) if costs else None)
-        if cost is None or any(n is None for n in job.train_images):
+        return costs.get(key, next(iter(costs.values())) if costs else None)
+
+    for job in jobs:
+        # Each select point is costed on its own (AP's layer points differ several-fold); the final
+        # runs' point is not known before the search, so they cost the mean over the select points.
+        select = [cost_of(c) for c in job.run_cfgs] or [cost_of(job.cfg)]
+        if any(c is None for c in select) or any(n is None for n in job.train_images):
             continue
         t = job.cfg.trainer
         shared = bool(t.get("prefix_cache_dir"))  # only the first select and the first final run build
-        job.seconds = sum(cost.run_seconds(int(t.epochs), n, int(t.batch_size), e,
-                                           build=not shared or i in (0, job.select_runs))
-                          for i, (n, e) in enumerate(zip(job.train_images, job.eval_images)))
+
+        passes = job.eval_passes or [1] * len(job.train_images)
+
+        def seconds(cost, i, n, e):
+            return cost.run_seconds(int(t.epochs), n, int(t.batch_size), e, build=not shared or i in (0, job.select_runs),
+                                    eval_passes=passes[i])
+        total = 0.0
+        for i, (n, e) in enumerate(zip(job.train_images, job.eval_images)):
+            if i < job.select_runs:
+                total += seconds(select[i], i, n, e)
+            else:
+                total += sum(seconds(c, i, n, e) for c in select) / len(select)
+        job.seconds = total
     if step_time is not None:
         notes.append(f"step time {step_time:.4f} s/step, given with --step-time (training steps only)")
-    elif measure == "first" and len(costs) == 1 and len({rate_key(j.cfg) for j in jobs}) > 1:
+    elif measure == "first" and len(costs) == 1 and len({rate_key(c) for j in jobs for c in (j.run_cfgs or [j.cfg])}) > 1:
         notes.append("every cell assumed as fast as the first (methods and layers differ: --measure each)")
     return notes
 
@@ -288,13 +315,17 @@ def main(argv: list[str]) -> int:
     for j in jobs:
         by_protocol.setdefault(j.protocol, set()).add(j.grid_size)
     for name, sizes in sorted(by_protocol.items()):
-        n = sum(1 for j in jobs if j.protocol == name)
+        mine = [j for j in jobs if j.protocol == name]
         if sizes == {1} and name == "fixed":
-            print(f"  protocol fixed: {n} jobs, one run each")
-        elif len(sizes) == 1:
-            print(f"  protocol {name}: {n} jobs, grid size {sizes.pop()} for every job (equal budget)")
+            print(f"  protocol fixed: {len(mine)} jobs, one run each")
+            continue
+        rules = ", ".join(f"{r} x {sum(1 for j in mine if j.rule == r)}" for r in sorted({j.rule for j in mine}))
+        if len(sizes) == 1:
+            print(f"  protocol {name}: {len(mine)} jobs, {sizes.pop()} select runs for every job (equal budget; {rules})")
         else:
-            print(f"  protocol {name}: {n} jobs, UNEQUAL grid sizes {sorted(sizes)}: budgets differ")
+            small = sorted({f"{j.cfg.method.name} ({j.space_size} points)" for j in mine if j.grid_size < max(sizes)})
+            print(f"  protocol {name}: {len(mine)} jobs, UNEQUAL select runs {sorted(sizes)}: budgets differ "
+                  f"(spaces smaller than the budget: {', '.join(small)}; {rules})")
     for note in notes:
         print(f"  {note}")
     if a.dry_run:

@@ -1,19 +1,21 @@
 """Protocols: one Hydra job runs a whole protocol for its cell as a sequence of ordinary runs.
 
-A protocol config with a ``grid`` (vtab1k, fgvc, auto) becomes
+A protocol config with a ``budget`` N (vtab1k, fgvc, auto) becomes
 
-    select runs   one per grid point: train on train, score on val (stage=select, test never opened)
-    final runs    one per seed: the best grid point, train on train(+val), report test (stage=final)
+    select runs   N points of the method's own declared space (``method.space``), drawn by one rule for
+                  every method (:func:`draw`): train on train, score on val (stage=select, test never opened)
+    final runs    one per seed: the best point, train on train(+val), report test (stage=final)
 
 Every step is a plain :func:`apbench.run.run` call with its own record, so a relaunched or requeued
 job skips what finished and resumes what was interrupted. Each run's config carries only the protocol
 ``name`` and ``stage``: the run id then names what was computed (the grid point, the split, the seed),
-so widening the grid or adding seeds later reuses every run already done. ``fixed`` runs unchanged.
+so widening a space or adding seeds later reuses every run already done. ``fixed`` runs unchanged.
 """
 from __future__ import annotations
 
 import copy
 import itertools
+import math
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -28,9 +30,9 @@ def _plain(node) -> Any:
 
 
 def _flat(grid, prefix: str = "") -> dict:
-    """``{method: {num_tokens: [..]}}`` (as ``+protocol.grid.method.num_tokens=[..]`` makes it) -> dotted keys."""
+    """``{method: {layers: [..]}}`` (as ``method.space.method.layers=[..]`` makes it) -> dotted keys."""
     if not isinstance(grid, dict):
-        raise ConfigError(f"protocol.grid must map keys to lists of values, got {grid!r}")
+        raise ConfigError(f"method.space must map keys to lists of candidates, got {grid!r}")
     out = {}
     for key, value in grid.items():
         if isinstance(value, dict):
@@ -40,55 +42,117 @@ def _flat(grid, prefix: str = "") -> dict:
     return out
 
 
+def space_of(cfg: DictConfig) -> dict:
+    """The method's declared search space (``method.space``) as ``dotted key -> candidate list``; a key
+    set to null is not searched (a layer sweep fixes ``method.layers`` that way)."""
+    raw = cfg.method.get("space")
+    flat = _flat(_plain(raw) or {}) if raw is not None else {}
+    space = {k: v for k, v in flat.items() if v is not None}
+    bad = {k: v for k, v in space.items() if not isinstance(v, list) or not v}
+    if bad:
+        raise ConfigError(f"method.space must map keys to non-empty lists of candidates, got {bad!r}")
+    return space
+
+
 def resolve(cfg: DictConfig) -> dict:
-    """The protocol this job runs, as plain data: ``{"name", "grid", "seeds", "select_seed", "final_trainval"}``;
-    ``grid`` is None for a single fixed run. ``auto`` becomes the dataset's own protocol."""
+    """The protocol this job runs, as plain data: ``{"name", "space", "budget", "sampler_seed", "seeds",
+    "select_seed", "final_trainval"}``; ``space`` is None for a single fixed run. ``auto`` becomes the
+    dataset's own protocol."""
     p = cfg.protocol
     name = p.name
     if name == "auto":
         name = cfg.dataset.get("protocol") or "fixed"
         by = _plain(p.get("final_trainval_by_protocol")) or {}
         if name not in by:
-            return {"name": name, "grid": None}
+            return {"name": name, "space": None}
         final_trainval = bool(by[name])
     else:
         final_trainval = bool(p.get("final_trainval", True))
-    if p.get("grid") is None:
-        return {"name": name, "grid": None}
-    grid = _flat(_plain(p.grid))
-    if not grid or not all(isinstance(v, list) and v for v in grid.values()):
-        raise ConfigError(f"protocol.grid must map keys to non-empty lists, got {grid!r}")
+    if p.get("budget") is None:
+        return {"name": name, "space": None}
+    budget = p.budget
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise ConfigError(f"protocol.budget={budget!r} must be a positive integer: the select runs every method gets")
+    space = space_of(cfg)
     seeds = _plain(p.get("seeds", [0]))
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seeds or not all(isinstance(s, int) for s in seeds):
         raise ConfigError(f"protocol.seeds must be a positive count or a list of integers, got {seeds!r}")
-    return {"name": name, "grid": grid, "seeds": seeds, "select_seed": int(p.get("select_seed", 0)),
-            "final_trainval": final_trainval}
+    return {"name": name, "space": space, "budget": budget, "sampler_seed": int(p.get("sampler_seed", 0)),
+            "seeds": seeds, "select_seed": int(p.get("select_seed", 0)), "final_trainval": final_trainval}
 
 
 def grid_points(grid: dict) -> list[dict]:
-    """Cartesian product in config order: the first key varies slowest (this order breaks ties)."""
+    """Cartesian product in config order: the first key varies slowest."""
     keys = list(grid)
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def grid_size(grid: dict | None) -> int:
-    return len(grid_points(grid)) if grid else 1
+def space_size(space: dict | None) -> int:
+    return math.prod(len(v) for v in space.values()) if space else 1
+
+
+def draw(space: dict, budget: int, seed: int = 0) -> tuple[list[dict], str]:
+    """The select points of one method: ``(points, rule)``, by one rule shared by every method.
+
+    The whole grid when the space has ``budget`` points or fewer; otherwise the first ``budget``
+    distinct points of a scrambled Halton sequence (scipy.stats.qmc, seeded) over the candidate indices,
+    each coordinate u in [0, 1) picking candidate floor(u * n). Halton rather than Sobol: its balance
+    does not require a power-of-two number of points. The same seed gives every method with the same
+    space shape the same points.
+    """
+    if not space:
+        return [{}], "grid"
+    if space_size(space) <= budget:
+        return grid_points(space), "grid"
+    from scipy.stats import qmc
+
+    keys = list(space)
+    sizes = [len(space[k]) for k in keys]
+    sampler = qmc.Halton(d=len(keys), scramble=True, seed=seed)
+    seen, points = set(), []
+    while len(points) < budget:  # duplicates (two u's in one cell) are skipped: N distinct points
+        for u in sampler.random(budget):
+            idx = tuple(min(int(x * n), n - 1) for x, n in zip(u, sizes))
+            if idx not in seen:
+                seen.add(idx)
+                points.append({k: space[k][i] for k, i in zip(keys, idx)})
+                if len(points) == budget:
+                    break
+    return points, f"halton(seed={seed})"
 
 
 def runs_of(cfg: DictConfig) -> int:
-    """Runs one job makes: 1 for fixed, grid size + seeds for a selection protocol."""
+    """Runs one job makes: 1 for fixed, select runs + seeds for a selection protocol."""
     p = resolve(cfg)
-    return 1 if p["grid"] is None else grid_size(p["grid"]) + len(p["seeds"])
+    return 1 if p["space"] is None else len(draw(p["space"], p["budget"], p["sampler_seed"])[0]) + len(p["seeds"])
 
 
-def choose(scores: list[float | None]) -> int | None:
-    """Index of the best val score; ties go to the first in grid order; failed points (None) never win."""
-    best = None
-    for i, s in enumerate(scores):
-        if s is not None and (best is None or s > scores[best]):
-            best = i
-    return best
+def _depth(key) -> float:
+    """A point's depth for the tie-break: block index; ``input`` before the stem; module paths unknown (0)."""
+    text = str(key)
+    return -1.0 if text == "input" else float(text) if text.lstrip("-").isdigit() else 0.0
+
+
+def cost_of(record: dict) -> tuple:
+    """Smaller is cheaper: the deeper first trained point (a shorter backward pass, and a longer prefix
+    that a cache can skip), then fewer trainable parameters. Methods whose points do not move (every
+    method but AP's layer search) tie on the first and are ordered by parameters."""
+    layers = record.get("layers") or []
+    depth = min((_depth(k) for k in layers), default=math.inf)
+    return (-depth, (record.get("params") or {}).get("trainable") or 0)
+
+
+def choose(scores: list[dict | float | None], costs: list | None = None) -> int | None:
+    """Index of the best point: highest val top-1, then lowest val loss, then the cheaper point
+    (``costs``, as :func:`cost_of`), then the first drawn. Failed points (None) never win."""
+    def key(i):
+        s = scores[i]
+        top1, loss = (s, None) if not isinstance(s, dict) else (s.get("val_top1"), s.get("val_loss"))
+        return (-top1, math.inf if loss is None else loss, costs[i] if costs else (), i)
+    ok = [i for i, s in enumerate(scores)
+          if s is not None and (not isinstance(s, dict) or s.get("val_top1") is not None)]
+    return min(ok, key=key) if ok else None
 
 
 def edge_flags(grid: dict, chosen: dict) -> list[str]:
@@ -128,9 +192,25 @@ def stage_config(cfg: DictConfig, name: str, stage: str, point: dict, seed: int,
             c.dataset.trainval = trainval
         for key, value in point.items():
             if OmegaConf.select(c, _path(key), default=_ABSENT) is _ABSENT:
-                raise ConfigError(f"protocol.grid key {key!r}: {_path(key)} is not in the config")
+                raise ConfigError(f"method.space key {key!r}: {_path(key)} is not in the config "
+                                  "(a bare key is trainer.KEY, a dotted key a full config path)")
             OmegaConf.update(c, _path(key), value, merge=False)
     return c
+
+
+def _compute(records: list[dict]) -> dict:
+    """The selection's summed compute: what choosing the point cost (tables put it beside the method)."""
+    def total(path):
+        vals = [r for r in (_get(rec, path) for rec in records) if isinstance(r, (int, float))]
+        return sum(vals) if vals else None
+    return {"train_time_s": total("efficiency.train_time_s"), "wall_time_s": total("wall_time_s"),
+            "train_steps": total("optimizer.total_steps"), "runs": len(records)}
+
+
+def _get(d: dict, path: str):
+    for part in path.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
 
 
 def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
@@ -138,32 +218,41 @@ def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
     if run is None:
         from .run import run
     p = resolve(cfg)
-    if p["grid"] is None:
+    if p["space"] is None:
         if p["name"] == cfg.protocol.name:
             return [run(cfg)]  # fixed: the config as given, so its run id is the one `apbench run` always had
         return [run(stage_config(cfg, p["name"], "final", {}, cfg.seed, trainval=None))]
 
-    grid, points = p["grid"], grid_points(p["grid"])
-    size = len(points)
+    space, budget = p["space"], p["budget"]
+    points, rule = draw(space, budget, p["sampler_seed"])
+    search = {"budget": budget, "rule": rule}
     records = []
     for i, point in enumerate(points):
         c = stage_config(cfg, p["name"], "select", point, p["select_seed"], trainval=False)
-        records.append(run(c, hparams={"grid_size": size, "grid_point": i}))
-    scores = [(r.get("metrics") or {}).get("val_top1") if r.get("status") == "ok" else None for r in records]
-    best = choose(scores)
+        records.append(run(c, hparams={"search": search | {"point_index": i}}))
+    ok = [r.get("status") == "ok" for r in records]
+    scores = [{"val_top1": (r.get("metrics") or {}).get("val_top1"), "val_loss": (r.get("metrics") or {}).get("val_loss")}
+              if good else None for r, good in zip(records, ok)]
+    best = choose(scores, [cost_of(r) for r in records])
     if best is None:
         print(f"[apbench] protocol {p['name']}: every select run failed; no final runs")
         return records
     chosen = points[best]
+    flags = edge_flags(space, chosen)
+    per_point = [{**pt, "val_top1": (s or {}).get("val_top1"), "val_loss": (s or {}).get("val_loss"),
+                  "run_id": r.get("run_id")} for pt, s, r in zip(points, scores, records)]
     selection = {
-        "grid_size": size,
-        "selected_from": {"grid": grid, "select_seed": p["select_seed"], "chosen": chosen,
-                          "val_top1": [{**pt, "val_top1": s, "run_id": r.get("run_id")}
-                                       for pt, s, r in zip(points, scores, records)]},
-        "edge_flags": edge_flags(grid, chosen),
+        "selected_from": {"space": space, "budget": budget, "rule": rule, "points": points,
+                          "select_seed": p["select_seed"], "chosen": chosen, "chosen_index": best,
+                          "val_top1": per_point,
+                          "val_loss": [{**pt, "val_loss": e["val_loss"], "run_id": e["run_id"]}
+                                       for pt, e in zip(points, per_point)],
+                          "edge_flags": flags, "compute": _compute(records)},
+        "edge_flags": flags,
     }
-    print(f"[apbench] protocol {p['name']}: chose {chosen} (val {scores[best]:.2f})"
-          + (f", on the grid's edge: {', '.join(selection['edge_flags'])}" if selection["edge_flags"] else ""))
+    print(f"[apbench] protocol {p['name']}: chose {chosen} (val {scores[best]['val_top1']:.2f}) from "
+          f"{len(points)} points ({rule}, budget {budget})"
+          + (f", on the space's edge: {', '.join(flags)}" if flags else ""))
     for seed in p["seeds"]:
         c = stage_config(cfg, p["name"], "final", chosen, seed, trainval=p["final_trainval"])
         records.append(run(c, hparams=selection))

@@ -120,6 +120,8 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
 
     ``hparams``: extra entries for the record's ``hparams`` that are not part of the run's identity
     (a protocol's grid size and selection scores)."""
+    from .recipes import epochs_info, resolve
+    cfg = resolve(cfg)  # null trainer keys = the method's recipe: the run id names what is trained
     facts = validate(cfg)
     rid = run_id_of(cfg)
     rdir = run_dir_of(cfg, rid)
@@ -140,7 +142,8 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
         "model": identity.architecture(model_cfg), "model_config": model_cfg.get("id") or model_cfg["name"],
         "weights": None, "method": m["name"], "head": m.get("head", "linear"),
         "layers": facts["points"], "seed": cfg.seed,
-        "hparams": {k: cfg.trainer[k] for k in ("lr", "weight_decay", "epochs", "batch_size", "optimizer")}
+        "hparams": {k: cfg.trainer[k] for k in ("lr", "head_lr", "weight_decay", "epochs", "batch_size", "optimizer",
+                                                "scheduler")} | epochs_info(cfg)
         | {"image_size": facts["preprocessing"]["input_size"][-1], "lr_scale": m.get("lr_scale") or {}}
         | (hparams or {}),
         "metrics": {}, "params": {}, "efficiency": {}, "preprocessing": facts["preprocessing"],

@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from .engine.loop import TrainSettings
-from .engine.optim import OPTIMIZERS
+from .engine.optim import LR_SCALINGS, OPTIMIZERS, SCHEDULERS
 from .engine.prefix_cache import normalize_mode
 from .methods.heads import HEADS  # noqa: F401  (the head axis: linear, source, random, flm, ilm)
 
@@ -26,9 +26,10 @@ class InputError(ConfigError):
     only hide the real fix, and a re-launch after the fix must not find a stale failure."""
 
 
-METHOD_RESERVED = {"name", "head", "lr_scale"}
+METHOD_RESERVED = {"name", "head", "lr_scale", "recipe", "space"}  # recipe, space: apbench.recipes
 TRAINER_EXTRA = {"measure_efficiency", "throughput_warmup", "throughput_iters",
-                 "prefix_cache", "prefix_cache_max_gb", "prefix_cache_dir", "channels_last", "compile"}
+                 "prefix_cache", "prefix_cache_max_gb", "prefix_cache_dir", "channels_last", "compile",
+                 "drop_path"}  # drop_path: built into the model (apbench.recipes.resolve)
 
 
 def _choice(value, choices, key):
@@ -81,11 +82,25 @@ def _check_keys(section: dict, valid: set[str], where: str):
 
 
 def trainer_settings(cfg: DictConfig) -> TrainSettings:
+    from .recipes import resolve
+    cfg = resolve(cfg)  # null trainer keys = the method's recipe (idempotent)
     t: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
     fields = {f.name for f in dataclasses.fields(TrainSettings)}
     _check_keys(t, fields | TRAINER_EXTRA, "trainer")
     _choice(t.get("optimizer"), OPTIMIZERS, "trainer.optimizer")
-    _choice(t.get("scheduler"), ("cosine", "constant"), "trainer.scheduler")
+    _choice(t.get("scheduler"), SCHEDULERS, "trainer.scheduler")
+    _choice(t.get("lr_scaling", "none"), LR_SCALINGS, "trainer.lr_scaling")
+    if t.get("head_lr") is not None:
+        _positive(t["head_lr"], "trainer.head_lr")
+    _positive(t.get("gamma", 0.1), "trainer.gamma")
+    ms = t.get("milestones") or []
+    if not isinstance(ms, list) or not all(isinstance(m, (int, float)) and 0 < m < 1 for m in ms):
+        raise ConfigError(f"trainer.milestones={ms!r} must be a list of fractions of the schedule in (0, 1), "
+                          "e.g. [0.5, 0.72]")
+    for key in ("label_smoothing", "drop_path"):
+        v = t.get(key) or 0.0
+        if not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise ConfigError(f"trainer.{key}={v!r} must be a number in [0, 1)")
     _choice(t.get("amp"), ("none", "bf16", "fp16"), "trainer.amp")
     try:
         normalize_mode(t.get("prefix_cache", "auto"))
@@ -172,7 +187,9 @@ def validate(cfg: DictConfig) -> dict:
     if not 0 <= seed <= SEED_MAX:
         raise ConfigError(f"seed={seed} is out of range: a seed is an integer from 0 to {SEED_MAX} (2**32 - 1)")
     _check_path_names(cfg.paths.results_dir, "paths.results_dir")
-    settings = trainer_settings(cfg)
+    settings = trainer_settings(cfg)  # resolves the recipe (idempotent: run() resolved it already)
+    from .recipes import resolve
+    cfg = resolve(cfg)
     stage = cfg.protocol.get("stage")
     if stage not in ("final", "select"):  # grid protocols set it per run (apbench.protocol)
         raise ConfigError(f"protocol.stage={stage!r}: one run is 'final' or 'select'; protocol "

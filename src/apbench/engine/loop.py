@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .optim import cosine_with_warmup, make_optimizer
+from .optim import lr_factor, make_optimizer, make_scheduler
 from .seeding import rng_state, seed_worker, set_rng_state
 
 
@@ -30,10 +30,15 @@ class TrainSettings:
     eval_batch_size: int = 128
     optimizer: str = "adamw"
     lr: float = 1e-3
+    head_lr: float | None = None      # the new head's group; None = lr
     weight_decay: float = 1e-4
     momentum: float = 0.9
     scheduler: str = "cosine"
     warmup_epochs: float = 0.0
+    milestones: list = field(default_factory=list)   # multistep: fractions of the schedule
+    gamma: float = 0.1
+    lr_scaling: str = "none"          # none | linear (every lr x batch_size / 256)
+    label_smoothing: float = 0.0
     amp: str = "none"
     num_workers: int = 0
     grad_clip: float | None = None
@@ -62,8 +67,17 @@ def evaluate(adapted, dataset: Dataset, device: torch.device, batch_size: int = 
              desc: str = "eval", progress: bool = False, predictions: list | None = None) -> float:
     """Top-1 accuracy in percent. ``predictions``: a list that receives ``(predicted, true)`` class
     tensors per batch, in the dataset's order (final runs store them, ``results.predictions``)."""
+    return evaluate_with_loss(adapted, dataset, device, batch_size, amp, desc, progress, predictions)["top1"]
+
+
+@torch.no_grad()
+def evaluate_with_loss(adapted, dataset: Dataset, device: torch.device, batch_size: int = 128,
+                       amp: str = "none", desc: str = "eval", progress: bool = False,
+                       predictions: list | None = None) -> dict:
+    """``{"top1": percent, "loss": mean cross-entropy}`` (the loss breaks ties between val scores)."""
     adapted.eval()
     correct = total = 0
+    loss_sum = 0.0
     for x, y in tqdm(loader(dataset, batch_size, False, 0, 0), desc=desc, leave=False, disable=not progress,
                      file=sys.stderr):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -71,33 +85,41 @@ def evaluate(adapted, dataset: Dataset, device: torch.device, batch_size: int = 
             logits = adapted.logits(x)
         pred = logits.argmax(-1)
         correct += (pred == y).sum().item()
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
         if predictions is not None:
             predictions.append((pred.cpu(), y.cpu()))
         total += y.numel()
-    return 100.0 * correct / max(1, total)
+    return {"top1": 100.0 * correct / max(1, total), "loss": loss_sum / max(1, total)}
 
 
 def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, seed: int,
         checkpoint_path: Path | None = None, on_epoch: Callable[[dict], None] | None = None,
-        timer=None, identity: str | None = None, extra_state=None) -> dict:
+        timer=None, identity: str | None = None, extra_state=None,
+        evaluate_epoch: Callable[[], dict] | None = None) -> dict:
     """Train ``adapted``'s trainable set; resume from ``checkpoint_path`` when it holds a valid checkpoint.
 
     ``identity``: the run's identity digest, written into each checkpoint; a checkpoint without the
     same one is not resumed from (``engine.checkpoint.load``). ``extra_state``: ``(get, set)`` of
     state outside the model that training depends on (a head's label map), saved and restored with it.
+    ``evaluate_epoch()``: held-out scores added to each epoch's history entry (select runs: the
+    learning curve).
 
-    Returns ``{"history": [...], "train_loss": float, "resumed_from": int}``.
+    Returns ``{"history": [...], "train_loss": float, "resumed_from": int,
+    "optimizer": {"name", "groups": {group: starting lr}, "scheduler", "warmup_steps", "total_steps", ...}}``.
     """
     model = adapted.model
-    optimizer = make_optimizer(adapted.param_groups, s.optimizer, s.lr, s.weight_decay, s.momentum, s.lr_scale)
+    optimizer = make_optimizer(adapted.param_groups, s.optimizer, s.lr, s.weight_decay, s.momentum, s.lr_scale,
+                               head_lr=s.head_lr, factor=lr_factor(s.lr_scaling, s.batch_size))
     steps_per_epoch = math.ceil(len(train_set) / s.batch_size)
     total = steps_per_epoch * s.epochs
-    if s.scheduler == "cosine":
-        scheduler = cosine_with_warmup(optimizer, total, int(round(s.warmup_epochs * steps_per_epoch)))
-    elif s.scheduler == "constant":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    else:
-        raise ValueError(f"trainer.scheduler {s.scheduler!r} unknown; choose cosine or constant")
+    warmup_steps = int(round(s.warmup_epochs * steps_per_epoch))
+    scheduler = make_scheduler(optimizer, s.scheduler, total, warmup_steps, s.milestones, s.gamma)
+    used = {"name": type(optimizer).__name__.lower(), "groups": {g["name"]: g["lr"] for g in optimizer.param_groups},
+            "weight_decay": s.weight_decay, "momentum": s.momentum if s.optimizer == "sgd" else None,
+            "scheduler": s.scheduler, "warmup_steps": warmup_steps, "total_steps": total,
+            "milestone_steps": sorted(int(round(float(m) * total)) for m in s.milestones)
+            if s.scheduler == "multistep" else [], "gamma": s.gamma if s.scheduler == "multistep" else None,
+            "label_smoothing": s.label_smoothing}
     scaler = torch.amp.GradScaler(device.type, enabled=(s.amp == "fp16"))
     history, start = [], 0
     state = ckpt.load(checkpoint_path, identity) if checkpoint_path else None
@@ -129,7 +151,7 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
                 timer.data_ready()
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with amp_context(device, s.amp):
-                loss = F.cross_entropy(adapted.logits(x), y)
+                loss = F.cross_entropy(adapted.logits(x), y, label_smoothing=s.label_smoothing)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"training loss is {loss.item()} at epoch {epoch + 1}; "
                                     "lower trainer.lr or enable trainer.grad_clip")
@@ -149,6 +171,9 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
         if timer:
             timer.end_epoch()
         history.append({"epoch": epoch + 1, "train_loss": running / max(1, seen)})
+        if evaluate_epoch is not None:
+            history[-1].update(evaluate_epoch())
+            adapted.train()
         if checkpoint_path and epoch + 1 < s.epochs:
             ckpt.save(checkpoint_path, {
                 "model": ckpt.trainable_state(model, adapted.bn_mode == "train_stats"),
@@ -158,4 +183,4 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
         if on_epoch:  # after the checkpoint: what was reported is also what a resumed run starts from
             on_epoch(history[-1])
     return {"history": history, "train_loss": history[-1]["train_loss"] if history else None,
-            "resumed_from": start}
+            "resumed_from": start, "optimizer": used}

@@ -27,17 +27,28 @@ from .blocks import bottleneck_width, select_blocks
 VARIANT_FAMILIES = {"parallel": TRANSFORMER_FAMILIES, "sequential": TRANSFORMER_FAMILIES, "conv": CNN_FAMILIES}
 
 
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+INITS = ("zero_up", "near_zero")
+
+
 class Bottleneck(nn.Module):
-    def __init__(self, dim: int, width: int, conv: bool = False, scale: float = 1.0, device=None):
+    def __init__(self, dim: int, width: int, conv: bool = False, scale: float = 1.0, device=None,
+                 activation: str = "relu", init: str = "zero_up", dropout: float = 0.0):
         super().__init__()
         make = (lambda i, o: nn.Conv2d(i, o, 1, device=device)) if conv else (lambda i, o: nn.Linear(i, o, device=device))
-        self.down, self.act, self.up = make(dim, width), nn.ReLU(), make(width, dim)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+        self.down, self.act, self.up = make(dim, width), ACTIVATIONS[activation](), make(width, dim)
+        self.drop = nn.Dropout(dropout)
+        if init == "near_zero":  # adapter-bert: both weights truncated N(0, 1e-3), biases zero: near identity
+            for lin in (self.down, self.up):
+                nn.init.trunc_normal_(lin.weight, std=1e-3, a=-2e-3, b=2e-3)
+                nn.init.zeros_(lin.bias)
+        else:  # up at zero: exactly the frozen model at the start (AdaptFormer's "lora" init)
+            nn.init.zeros_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * self.up(self.act(self.down(x)))
+        return self.scale * self.up(self.drop(self.act(self.down(x))))
 
 
 def _residual(adapter):
@@ -58,7 +69,8 @@ def _parallel(block: nn.Module, adapter: Bottleneck):
 
 
 @register_method("adapter", FAMILIES, "bottleneck adapters: parallel (AdaptFormer), sequential (Houlsby), conv")
-def adapter(model, head_prefixes, input_size, variant="auto", bottleneck=64, layers="all", scale=None):
+def adapter(model, head_prefixes, input_size, variant="auto", bottleneck=64, layers="all", scale=None,
+            activation="relu", init="zero_up", dropout=0.0, train_norms=False):
     fam = family_of(model)
     if variant == "auto":
         variant = "parallel" if fam in TRANSFORMER_FAMILIES else "conv"
@@ -67,7 +79,16 @@ def adapter(model, head_prefixes, input_size, variant="auto", bottleneck=64, lay
     if fam not in VARIANT_FAMILIES[variant]:
         raise MethodError(f"adapter variant {variant!r} does not apply to family {fam!r}; it supports: "
                           f"{', '.join(VARIANT_FAMILIES[variant])}")
+    if activation not in ACTIVATIONS:
+        raise MethodError(f"adapter activation {activation!r} unknown; choose one of {tuple(ACTIVATIONS)}")
+    if init not in INITS:
+        raise MethodError(f"adapter init {init!r} unknown; choose one of {INITS}")
+    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise MethodError(f"adapter dropout={dropout!r} must be in [0, 1)")
+    if train_norms and variant != "sequential":
+        raise MethodError("adapter train_norms=true is Houlsby's (variant=sequential) only")
     scale = float(scale if scale is not None else (0.1 if variant == "parallel" else 1.0))
+    make = dict(activation=activation, init=init, dropout=float(dropout))
     inner = _unwrap(model)
     points = select_blocks(inner, layers, "adapter")
     head = freeze_all_but(model, head_prefixes)
@@ -80,7 +101,7 @@ def adapter(model, head_prefixes, input_size, variant="auto", bottleneck=64, lay
         block = p.module(inner)
         if variant == "conv":
             dim = p.shape[0]
-            a = adapters[p.key] = Bottleneck(dim, bottleneck_width(bottleneck, dim), conv=True, scale=scale, device=device)
+            a = adapters[p.key] = Bottleneck(dim, bottleneck_width(bottleneck, dim), conv=True, scale=scale, device=device, **make)
             handles.append(block.register_forward_hook(_residual(a)))
             continue
         if not all(hasattr(block, n) for n in ("attn", "norm2", "mlp")):
@@ -89,14 +110,24 @@ def adapter(model, head_prefixes, input_size, variant="auto", bottleneck=64, lay
         dim = block.norm2.normalized_shape[-1]
         width = bottleneck_width(bottleneck, dim)
         if variant == "parallel":
-            a = adapters[p.key] = Bottleneck(dim, width, scale=scale, device=device)
+            a = adapters[p.key] = Bottleneck(dim, width, scale=scale, device=device, **make)
             handles += _parallel(block, a)
         else:
             for sub in ("attn", "mlp"):
-                a = adapters[f"{p.key}_{sub}"] = Bottleneck(dim, width, scale=scale, device=device)
+                a = adapters[f"{p.key}_{sub}"] = Bottleneck(dim, width, scale=scale, device=device, **make)
                 handles.append(getattr(block, sub).register_forward_hook(_residual(a)))
     inner.apbench_adapters = adapters
     params = list(adapters.parameters())
-    return Adapted(model, "adapter", {"adapter": params, "head": head}, inserted=sum(t.numel() for t in params),
-                   points=points, handles=handles,
-                   info={"variant": variant, "bottleneck": bottleneck, "scale": scale})
+    norms = []
+    if train_norms:  # Houlsby: the LayerNorms of the adapted blocks train with the adapters
+        for p in points:
+            for m in p.module(inner).modules():
+                if isinstance(m, nn.LayerNorm):
+                    norms += [t for t in m.parameters() if not t.requires_grad]
+        for t in norms:
+            t.requires_grad_(True)
+    params += norms
+    return Adapted(model, "adapter", {"adapter": params, "head": head}, inserted=sum(t.numel() for t in adapters.parameters()),
+                   points=points, handles=handles, train_modules=list(adapters.values()),
+                   info={"variant": variant, "bottleneck": bottleneck, "scale": scale, "activation": activation,
+                         "init": init, "dropout": float(dropout), "norms_trained": sum(t.numel() for t in norms)})

@@ -35,6 +35,9 @@ class Adapted:
     info: dict = field(default_factory=dict)
     # Maps the model's output to the task's logits (label mapping onto a source head); None = identity.
     output_map: Callable | None = None
+    # Inserted modules that run in train mode while training (their own dropout, e.g. AdaptFormer's),
+    # even when the frozen model runs in eval mode.
+    train_modules: list = field(default_factory=list)
 
     def logits(self, x):
         out = self.model(x)
@@ -58,6 +61,9 @@ class Adapted:
             self.model.train()
         else:
             self.model.eval()  # frozen BN keeps its statistics; dropout/drop-path off in frozen parts
+        if mode:
+            for m in self.train_modules:
+                m.train()
         return self
 
     def eval(self) -> "Adapted":

@@ -9,9 +9,11 @@ Variants (all act in a forward pre-hook on the model, on the normalized input te
   mean, since the canvas is in normalized space). Parameters: 3·(H·W − h·w).
 * ``full``      -- an additive prompt over the whole image: the same as ``ap`` at point ``input``.
 
-Differences from the papers, on purpose: the prompt lives in normalized space and is not squashed
-(ILM-VP adds ``sigmoid(prompt)`` in [0, 1] pixel space); the expansive resize happens after the data
-pipeline resized to the canvas, so the image is resampled twice.
+``bound=sigmoid`` (expansive only) is ILM-VP's program: the surround is ``sigmoid(prompt)`` in [0, 1]
+pixel space, normalized with the model's mean and std like the image; ``bound=none`` keeps an
+unbounded prompt in normalized space. ``init=randn`` is Bahng et al.'s PadPrompter (standard normal).
+Difference from the papers, on purpose: the expansive resize happens after the data pipeline resized
+to the canvas, so the image is resampled twice.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from ..models.layers import FAMILIES, input_point, register_point_hook
 from .base import Adapted, MethodError, freeze_all_but, register_method
 
 VARIANTS = ("pad", "expansive", "full")
+INITS = ("zeros", "randn")
+BOUNDS = ("none", "sigmoid")
 
 
 class Frame(nn.Module):
@@ -42,17 +46,23 @@ class Frame(nn.Module):
         self.left = nn.Parameter(torch.zeros(channels, inner_h, left))
         self.right = nn.Parameter(torch.zeros(channels, inner_h, right))
 
-    def forward(self) -> torch.Tensor:
+    def forward(self, piece=None) -> torch.Tensor:
+        """The frame with ``piece`` (a map of the parameters, e.g. a bound) applied to its four parts."""
+        f = piece or (lambda t: t)
         centre = self.top.new_zeros(self.top.shape[0], *self.inner)
-        middle = torch.cat([self.left, centre, self.right], dim=2)
-        return torch.cat([self.top, middle, self.bottom], dim=1)
+        middle = torch.cat([f(self.left), centre, f(self.right)], dim=2)
+        return torch.cat([f(self.top), middle, f(self.bottom)], dim=1)
 
 
 class VisualPrompt(nn.Module):
-    def __init__(self, variant: str, input_size, pad_width: int, inner_size):
+    def __init__(self, variant: str, input_size, pad_width: int, inner_size, bound: str = "none",
+                 mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)):
         super().__init__()
         c, h, w = input_size
         self.variant = variant
+        self.bound = bound
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(-1, 1, 1), persistent=False)
         if variant == "full":
             self.prompt = nn.Parameter(torch.zeros(c, h, w))
             return
@@ -77,19 +87,35 @@ class VisualPrompt(nn.Module):
         small = F.interpolate(x, size=self.inner_size, mode="bilinear", align_corners=False, antialias=True)
         f = self.frame
         canvas = F.pad(small, (f.left.shape[2], f.right.shape[2], f.top.shape[1], f.bottom.shape[1]))
+        if self.bound == "sigmoid":  # pixel value sigmoid(p) in [0, 1], normalized as the image was
+            return canvas + f(lambda t: (torch.sigmoid(t) - self.mean) / self.std)
         return canvas + f()
 
 
 @register_method("vp", FAMILIES, "learnable pixel pattern on the input: pad border, expansive surround or full")
-def visual_prompt(model, head_prefixes, input_size, variant="pad", pad_width=30, inner_size=164):
+def visual_prompt(model, head_prefixes, input_size, variant="pad", pad_width=30, inner_size=164, init="zeros",
+                  bound="none"):
     if variant not in VARIANTS:
         raise MethodError(f"vp variant {variant!r} unknown; choose one of {VARIANTS}")
+    if init not in INITS:
+        raise MethodError(f"vp init {init!r} unknown; choose one of {INITS}")
+    if bound not in BOUNDS:
+        raise MethodError(f"vp bound {bound!r} unknown; choose one of {BOUNDS}")
+    if bound == "sigmoid" and variant != "expansive":
+        raise MethodError("vp bound=sigmoid is ILM-VP's expansive program; use it with method.variant=expansive")
     head = freeze_all_but(model, head_prefixes)
     ref = next(model.parameters())
-    model.apbench_vp = VisualPrompt(variant, tuple(input_size), pad_width, inner_size).to(ref.device, ref.dtype)
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    vp = VisualPrompt(variant, tuple(input_size), pad_width, inner_size, bound,
+                      mean=cfg.get("mean", (0.0, 0.0, 0.0)), std=cfg.get("std", (1.0, 1.0, 1.0)))
+    if init == "randn":
+        with torch.no_grad():
+            for t in vp.parameters():
+                t.normal_()
+    model.apbench_vp = vp.to(ref.device, ref.dtype)
     handle = register_point_hook(model, input_point(), model.apbench_vp)
     prompt = list(model.apbench_vp.parameters())
-    info = {"variant": variant} | ({"pad_width": pad_width} if variant == "pad" else {}) | (
+    info = {"variant": variant, "init": init, "bound": bound} | ({"pad_width": pad_width} if variant == "pad" else {}) | (
         {"inner_size": list(model.apbench_vp.inner_size)} if variant == "expansive" else {})
     # bn_mode eval: VP's gradient flows through the whole frozen network; BN statistics stay put.
     return Adapted(model, "vp", {"prompt": prompt, "head": head}, inserted=sum(p.numel() for p in prompt),

@@ -17,6 +17,8 @@ keep channels last inside (Swin) report NHWC shapes.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -129,6 +131,13 @@ def _parse_one(model: nn.Module, item, points: list[Point]) -> Point:
     text = str(item).strip()
     if text == "input":
         return input_point()
+    if text.endswith("%") and text[:-1].replace(".", "", 1).isdigit():
+        # A depth fraction, so one candidate list fits every backbone (AP's declared layer space):
+        # q% is block round(q/100 * n) of n blocks; 0% is the stem output, 100% the last block.
+        q = float(text[:-1])
+        if q > 100:
+            raise LayerSpecError(f"layer {text!r}: a depth fraction must be between 0% and 100%")
+        return points[int(math.floor(q / 100 * (len(points) - 1) + 0.5))]
     if ":" in text or (text and not text.lstrip("-").isdigit()):
         path, _, where = text.partition(":")
         where = where or "output"
