@@ -314,15 +314,15 @@ def _covering(every: list[list[str]]) -> list[list[str]]:
 
 def _runs_of_job(cfg) -> tuple[list, list]:
     """The configs `run_protocol` would run for this job, as (validated in full, trainer checks only):
-    fixed: the config itself; a grid protocol: the first select run and the first final run in full,
-    the other grid points' trainer settings (they differ from the first only in the values the grid sets)."""
+    fixed: the config itself; a selection protocol: the first select run and a final run in full,
+    the other drawn points' trainer settings (they differ from the first only in the values drawn)."""
     from apbench import protocol as proto
 
     p = proto.resolve(cfg)
-    if p["grid"] is None:
+    if p["space"] is None:
         return ([cfg] if p["name"] == cfg.protocol.name else
                 [proto.stage_config(cfg, p["name"], "final", {}, cfg.seed, trainval=None)]), []
-    points = proto.grid_points(p["grid"])
+    points, _ = proto.draw(p["space"], p["budget"], p["sampler_seed"])
     select = [proto.stage_config(cfg, p["name"], "select", pt, p["select_seed"], trainval=False) for pt in points]
     final = proto.stage_config(cfg, p["name"], "final", points[-1], p["seeds"][0], trainval=p["final_trainval"])
     return [select[0], final], select[1:]

@@ -125,3 +125,53 @@ def test_test_split_is_opened_only_by_final_runs(tiny_overrides, monkeypatch, ca
     assert events == [("start", "select"), ("end", "select")] * 2 + [("start", "final"), "test", ("end", "final")] * 2
     assert [r["run_id"] for r in again] == [r["run_id"] for r in recs]
     assert capsys.readouterr().out.count("skipped") >= 4
+
+
+def test_a_busy_select_run_stops_the_choice_instead_of_shrinking_the_budget(tmp_path, capsys):
+    """A select run another process is training (its lease is live) comes back 'skipped': choosing from
+    the other points would give this method fewer select runs than every other one. No final run."""
+    cfg = compose(f"paths.root_dir={tmp_path}", "dataset=fmnist_tiny", "method=linear_probe", *SMALL_GRID)
+    calls = []
+
+    def fake_run(c, hparams=None):
+        calls.append(c.protocol.stage)
+        if len(calls) == 2:
+            return {"status": "skipped", "skipped_because": "being trained by host:1", "run_id": "x"}
+        return {"status": "ok", "run_id": f"r{len(calls)}", "metrics": {"val_top1": 50.0 + len(calls), "val_loss": 1.0}}
+    records = protocol.run_protocol(cfg, run=fake_run)
+    assert calls == ["select", "select"] and len(records) == 2
+    assert "the choice and the final runs are left to the job that finishes them" in capsys.readouterr().out
+
+
+def test_a_final_run_two_searches_reach_names_both(tmp_path):
+    """Two searches (here: two spaces) that choose the same point reach the same final run (same config,
+    same run id); the second finds it done, and the record then carries both selections (a list), so the
+    tables count it in both cells."""
+    import json
+
+    from apbench.results.cells import selections
+    from apbench.run import run_dir_of, run_id_of
+    from apbench.results.store import write_record
+
+    store = {}
+
+    def fake_run(c, hparams=None):
+        rid = run_id_of(c)
+        if rid not in store:
+            rec = {"status": "ok", "run_id": rid, "stage": c.protocol.stage, "hparams": dict(hparams or {}),
+                   "metrics": {"val_top1": 60.0 if c.trainer.head_lr == 0.01 else 40.0, "val_loss": 1.0}}
+            write_record(run_dir_of(c, rid) / "record.json", rec)
+            store[rid] = rec
+        return json.loads((run_dir_of(c, rid) / "record.json").read_text())
+
+    base = [f"paths.root_dir={tmp_path}", "dataset=fmnist_tiny", "method=linear_probe", "protocol=vtab1k", "method.space.weight_decay=[0.0]",
+            "protocol.seeds=[0]", "trainer.measure_efficiency=false"]
+    first = protocol.run_protocol(compose(*base, "method.space.head_lr=[0.01,0.001]"), run=fake_run)
+    second = protocol.run_protocol(compose(*base, "method.space.head_lr=[0.01,0.0001]"), run=fake_run)
+    assert first[-1]["run_id"] == second[-1]["run_id"]                    # the same final run
+    on_disk = json.loads((tmp_path / "runs" / first[-1]["run_id"] / "record.json").read_text())
+    spaces = [s["space"]["head_lr"] for s in selections(on_disk)]
+    assert spaces == [[0.01, 0.001], [0.01, 0.0001]]
+    # launched again, nothing is appended twice
+    protocol.run_protocol(compose(*base, "method.space.head_lr=[0.01,0.0001]"), run=fake_run)
+    assert len(selections(json.loads((tmp_path / "runs" / first[-1]["run_id"] / "record.json").read_text()))) == 2

@@ -230,6 +230,12 @@ def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
     for i, point in enumerate(points):
         c = stage_config(cfg, p["name"], "select", point, p["select_seed"], trainval=False)
         records.append(run(c, hparams={"search": search | {"point_index": i}}))
+    busy = [r for r in records if r.get("skipped_because")]
+    if busy:  # choosing from the points that happen to be free here would shrink this method's budget
+        print(f"[apbench] protocol {p['name']}: {len(busy)} of {len(points)} select runs are being trained by "
+              "another process; the choice and the final runs are left to the job that finishes them "
+              "(relaunch this one later to have it finish the cell)")
+        return records
     ok = [r.get("status") == "ok" for r in records]
     scores = [{"val_top1": (r.get("metrics") or {}).get("val_top1"), "val_loss": (r.get("metrics") or {}).get("val_loss")}
               if good else None for r, good in zip(records, ok)]
@@ -255,5 +261,29 @@ def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
           + (f", on the space's edge: {', '.join(flags)}" if flags else ""))
     for seed in p["seeds"]:
         c = stage_config(cfg, p["name"], "final", chosen, seed, trainval=p["final_trainval"])
-        records.append(run(c, hparams=selection))
+        records.append(_also_reached_by(run(c, hparams=selection), c, selection["selected_from"]))
     return records
+
+
+def _same_search(a: dict, b: dict) -> bool:
+    keys = ("space", "grid", "budget", "rule", "select_seed", "points")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _also_reached_by(record: dict, cfg: DictConfig, selection: dict) -> dict:
+    """A final run another search already finished (same config, so the same run id) keeps that
+    search's selection and gains this one: ``hparams.selected_from`` becomes a list, and the tables
+    count the run in both cells (results.cells). Rewritten atomically; nothing else changes."""
+    if record.get("status") != "ok":
+        return record
+    from .results.store import write_record
+    from .run import run_dir_of, run_id_of
+    hp = record.setdefault("hparams", {})
+    have = hp.get("selected_from")
+    have = [have] if isinstance(have, dict) else [s for s in (have or []) if isinstance(s, dict)]
+    if any(_same_search(s, selection) for s in have):
+        return record
+    hp["selected_from"] = [*have, selection]
+    write_record(run_dir_of(cfg, run_id_of(cfg)) / "record.json", record)
+    print(f"[apbench] {record.get('run_id')}: final run shared with another search; its record now names both")
+    return record

@@ -121,6 +121,8 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
     _positive(t.get("batch_size"), "trainer.batch_size", integer=True)
     _positive(t.get("lr"), "trainer.lr")
     momentum = t.get("momentum", 0.9)  # read by sgd only: otherwise a typo would pass until someone picks sgd
+    if momentum is None and t.get("optimizer") != "sgd":
+        momentum = 0.9  # the recipe leaves it unset because its optimizer has none; checked as the default
     if not isinstance(momentum, (int, float)) or isinstance(momentum, bool) or not 0 <= momentum < float("inf"):
         raise ConfigError(f"trainer.momentum={momentum!r} must be a number >= 0 (e.g. 0.9; used by optimizer=sgd)")
     _positive(t.get("eval_batch_size", 1), "trainer.eval_batch_size", integer=True)

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cells import selections
+
 TAIL = 0.2        # the last 20 % of the epochs
 TOLERANCE = 1.0   # points of val top-1
 
@@ -70,7 +72,7 @@ def cells_of(records: list[dict]) -> list[Cell]:
     by_id = {r.get("run_id"): r for r in records}
     cells: dict[str, Cell] = {}
     for r in records:
-        sel = (r.get("hparams") or {}).get("selected_from") or {}
+        sel = (selections(r) or [{}])[0]  # the search that first reached this final run
         if r.get("stage") != "final" or r.get("status") != "ok" or "chosen_index" not in sel:
             continue
         chosen_id = sel["val_top1"][sel["chosen_index"]]["run_id"]
@@ -112,7 +114,7 @@ def plot_cell(cell: Cell, path: Path) -> Path:
                    label=f"final seed {r.get('seed')} (train+val)")
     right.set(xlabel="epoch", ylabel="train loss", yscale="log")
     right.legend(fontsize=7)
-    chosen = (cell.finals[0]["hparams"]["selected_from"]["chosen"] if cell.finals else {})
+    chosen = ((selections(cell.finals[0]) or [{}])[0].get("chosen", {}) if cell.finals else {})
     fig.suptitle(f"{cell.label}\nchosen: {json.dumps(chosen)}", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
