@@ -52,7 +52,8 @@ FULL_SWEEP = 12  # sweeps with at most this many jobs are composed job by job; l
 SYNOPSES = {
     "apbench layers MODEL": "apbench layers tiny_resnet",
     "apbench results DIR": "apbench results runs/",
-    "apbench results DIR [--out OUT]": "apbench results runs/ --out report/",
+    "apbench results DIR [--out OUT] [--reference METHOD]": "apbench results runs/ --out report/ --reference linear_probe",
+    "apbench measure OVERRIDES...": "apbench measure model=tiny_resnet dataset=fmnist_tiny method=linear_probe --out report/",
     "apbench plan -m experiment=NAME": "apbench plan -m experiment=efficiency_table",
     "apbench measure --records DIR --out OUT": "apbench measure --records runs/ --out report/",
     "apbench data verify SUITE|DATASET [--root DIR]": "apbench data verify digits",
@@ -66,6 +67,8 @@ SYNOPSES = {
 
 # Commands not checked at all: they need what these machines lack. The reason, reviewed.
 SKIPPED = {
+    "apbench analyze model=fmnist_cnn dataset=digits analysis.prompt_run=runs/7cc0ad0df7af":
+        "needs a finished AP run folder with its prompt.pt; tests/test_analyze_command.py runs this command on one",
     "python -m apbench run -m ... method=ap method.layers=1,-1 device=cuda":
         "needs a CUDA GPU (device=cuda is refused without one); `...` is gpu_check.sh's own model and data",
 }
@@ -86,14 +89,13 @@ NOT_RUN = {
         "a timing benchmark (minutes, ResNet-50)",
     "PYTHONPATH=src python benchmarks/bench_throughput_vs_timm.py": "a timing benchmark (minutes)",
     "bash scripts/gpu_check.sh": "needs a CUDA GPU (exits 2 without one)",
+    "PYTHONPATH=src python scripts/study_analyses.py": "the analyses study: ~15 min (retrains six AP runs for their prompts)",
+    "PYTHONPATH=src python scripts/study_analyses.py --report": "rewrites the committed analyses figures in results/",
 }
 
 # Commands that fail today, with the branch that fixes them. Remove an entry when the fix is merged
 # (the test fails while a listed command passes, to say so).
-KNOWN_FAILING = {
-    "apbench run method=full_ft 'method.lr_scale={backbone: 0.1}'":
-        "fixed on branch i14-recipes (Key 'backbone' is not in struct: lr_scale groups undeclared in the YAML)",
-}
+KNOWN_FAILING: dict[str, str] = {}
 
 # Cells a documented sweep refuses by design ("invalid configuration", the sweep goes on: docs/sweeps.md).
 EXPECTED_REFUSALS = {

@@ -38,7 +38,7 @@ def test_a_run_out_of_memory_exits_3(tmp_path):
 
 def test_a_sweep_with_a_failed_run_exits_1_and_names_it(tmp_path, capsys):
     code = main(["run", "-m", *TINY, f"paths.root_dir={tmp_path}", "trainer.measure_efficiency=false",
-                 "trainer.lr=1e30,0.001"])
+                 "trainer.lr=1e30,0.001", "trainer.head_lr=${trainer.lr}"])
     err = capsys.readouterr().err
     statuses = sorted((r["hparams"]["lr"], r["status"]) for r in _records(tmp_path))
     assert statuses == [(0.001, "ok"), (1e30, "failed")] and code == 1

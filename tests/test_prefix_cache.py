@@ -134,8 +134,12 @@ def test_block_methods_cache_before_their_first_block():
     vit = tiny_model("vit")
     vpt = _plan(methods.apply(vit, "vpt", input_size=SIZE, layers=[2]))  # prompts enter at block 2's input
     assert vpt.used and vpt.info["point"] == "1"
+    # SSF at the reference placement acts inside block 3 (after its convs and norms): block 2's output
+    # is the last frozen activation; placed after each block (placement=blocks), block 3's output is.
     ssf = _plan(methods.apply(tiny_model("convnext"), "ssf", input_size=SIZE, layers=[3, 4]))
-    assert ssf.used and ssf.info["point"] == "3"
+    assert ssf.used and ssf.info["point"] == "2"
+    ssf_blocks = _plan(methods.apply(tiny_model("convnext"), "ssf", input_size=SIZE, layers=[3, 4], placement="blocks"))
+    assert ssf_blocks.used and ssf_blocks.info["point"] == "3"
     lora = _plan(methods.apply(tiny_model("vit"), "lora", input_size=SIZE, layers=[2]))  # through peft's wrapper
     assert lora.used and lora.info["point"] == "1"
 

@@ -81,7 +81,7 @@ def test_zero_ap_leaves_logits_bit_identical(family):
 
 
 def test_unknown_method_and_argument_are_refused():
-    with pytest.raises(methods.MethodError, match="unknown method 'lora2'; available: adapter, ap, bitfit, full_ft, linear_probe, lora, norm_tuning, peft, ssf, vp, vpt"):
+    with pytest.raises(methods.MethodError, match="unknown method 'lora2'; available: adapter, ap, bitfit, e2vpt_no_pruning, full_ft, gated_prompt, linear_probe, lora, norm_tuning, peft, ssf, vp, vpt"):
         methods.apply(tiny_model("resnet"), "lora2")
     with pytest.raises(methods.MethodError, match=r"takes no argument\(s\) \['depth'\]"):
         methods.apply(tiny_model("resnet"), "ap", depth=3)

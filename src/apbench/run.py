@@ -63,14 +63,14 @@ def _clean_leftovers(rid: str, rdir: Path) -> None:
         print(f"[apbench] {rid}: removed {', '.join(p.name for p in left)} left beside the ok record")
 
 
-def _finished(cfg: DictConfig, facts: dict, rid: str, rdir: Path) -> dict | None:
+def _finished(cfg: DictConfig, facts: dict, rid: str, rdir: Path, legacy_id: str) -> dict | None:
     """The ok record of this very run (same config digest and input digests), or None when it must run.
 
     Records written before input digests (no ``identity``) cannot be checked: they are skipped as
     before, saying so; this includes those in the folder of the earlier run-id rule."""
     rec_path = rdir / "record.json"
     if not finished_ok(rec_path):
-        legacy = run_dir_of(cfg, identity.legacy_run_id(cfg)) / "record.json"
+        legacy = run_dir_of(cfg, legacy_id) / "record.json"
         if legacy != rec_path and finished_ok(legacy) and "identity" not in read_record(legacy):
             print(f"[apbench] {rid}: a finished ok record of this config from before run ids left out "
                   f"{', '.join(identity.NEWLY_NOT_IDENTITY)} exists ({legacy}); "
@@ -121,6 +121,7 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
     ``hparams``: extra entries for the record's ``hparams`` that are not part of the run's identity
     (a protocol's grid size and selection scores)."""
     from .recipes import epochs_info, resolve
+    legacy_id = identity.legacy_run_id(cfg)  # the old rule hashed the config as composed, before recipes
     cfg = resolve(cfg)  # null trainer keys = the method's recipe: the run id names what is trained
     facts = validate(cfg)
     rid = run_id_of(cfg)
@@ -128,7 +129,7 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
     rec_path = rdir / "record.json"
     force = bool(cfg.get("force", False))
     seen_ok = finished_ok(rec_path)
-    if not force and (done := _finished(cfg, facts, rid, rdir)) is not None:
+    if not force and (done := _finished(cfg, facts, rid, rdir, legacy_id)) is not None:
         return done
 
     created = _check_writable(rdir, "paths.results_dir")
@@ -156,7 +157,7 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
         print(f"[apbench] {rid}: {why}; skipped here")
         return record | {"status": "skipped", "skipped_because": why}
     try:
-        if not force and not seen_ok and (done := _finished(cfg, facts, rid, rdir)) is not None:
+        if not force and not seen_ok and (done := _finished(cfg, facts, rid, rdir, legacy_id)) is not None:
             return done  # another process finished it between the first look and taking the lease
         return _run_held(cfg, facts, rid, rdir, record)
     finally:
