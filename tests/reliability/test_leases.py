@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -29,13 +30,38 @@ from .test_resume_identity import BASE, _interrupted_after
 SWEEP = ("trainer.epochs=2", "trainer.measure_efficiency=false", "seed=0,1,2")
 
 
+def _sweep(tmp_path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "apbench", *tiny(tmp_path / "shared", *SWEEP, multirun=True)],
+                            cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _pause_while_holding_a_lease(proc: subprocess.Popen, root, timeout_s: float = 120.0) -> None:
+    """SIGSTOP ``proc`` at a moment it holds a run's lease (its heartbeat stops; the lease stays live)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(root.rglob(lease.LEASE_NAME)):
+            os.kill(proc.pid, signal.SIGSTOP)
+            if list(root.rglob(lease.LEASE_NAME)):  # still held once stopped, not released in between
+                return
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.005)
+    raise AssertionError(f"the first sweep never held a lease (exit {proc.poll()})")
+
+
 @pytest.mark.slow
 def test_two_identical_sweeps_train_each_run_once(tmp_path, tally):
-    procs = [subprocess.Popen([sys.executable, "-m", "apbench", *tiny(tmp_path / "shared", *SWEEP, multirun=True)],
-                              cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for _ in range(2)]
-    outs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outs)
+    # The second sweep starts while the first is paused inside a run, so the overlap does not depend on
+    # how fast two Python starts happen to be (left to chance, the first sweep can finish before the second begins).
+    first = _sweep(tmp_path)
+    try:
+        _pause_while_holding_a_lease(first, tmp_path / "shared")
+        second = _sweep(tmp_path)
+        second_out = second.communicate(timeout=300)[0]
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    first_out = first.communicate(timeout=300)[0]
+    outs = [first_out, second_out]
+    assert [first.returncode, second.returncode] == [0, 0], "\n".join(o[-2000:] for o in outs)
     recs = [json.loads(p.read_text()) for p in records_under(tmp_path / "shared")]
     tally.writers += 2
     tally.writes += len(recs)
@@ -44,7 +70,7 @@ def test_two_identical_sweeps_train_each_run_once(tmp_path, tally):
     for r in recs:  # each run: trained by one sweep, skipped (and said so) by the other
         skips = re.findall(rf"\[apbench\] {r['run_id']}: (being trained by \S+|a finished ok record exists)", both)
         assert len(skips) == 1, (r["run_id"], skips, both[-3000:])
-    assert "being trained by" in both  # started together: at least the first run was busy for the other
+    assert f"being trained by {socket.gethostname()}:{first.pid}" in second_out  # the paused run was skipped
     assert not list((tmp_path / "shared").rglob(lease.LEASE_NAME))  # every lease released
 
 
