@@ -59,8 +59,8 @@ def frame(tmp_path, records):
     return df
 
 
-def table(df, protocol="fixed"):
-    return accuracy_tables(df)[("efficientnet_lite0", protocol)]
+def table(df, protocol="fixed"):  # what is grouped, not its interval (tests/test_results_tables.py)
+    return accuracy_tables(df, interval=False)[("efficientnet_lite0", protocol)]
 
 
 def test_seeds_alone_make_one_cell(tmp_path):
@@ -93,7 +93,7 @@ def test_protocols_are_never_merged(tmp_path):
     a = config(**lp)
     b = config(**lp, protocol={"name": "vtab1k", "stage": "final"})
     df = frame(tmp_path, [rec("fixed", 60.0, cfg=a), rec("vtab", 70.0, cfg=b)])
-    tables = accuracy_tables(df)
+    tables = accuracy_tables(df, interval=False)
     assert tables[("efficientnet_lite0", "fixed")].loc["fmnist1k", "linear_probe"] == "60.00"
     assert tables[("efficientnet_lite0", "vtab1k")].loc["fmnist1k", "linear_probe"] == "70.00"
 

@@ -89,8 +89,8 @@ def test_fixed_protocol_table_exact(results):
     t = tables[("effnet", "fixed")]
     assert list(t.columns) == ["ap@input", "ap@8", "vp", "vp[flm]"]  # heads never share a column
     assert list(t.index) == ["cifar10", "fmnist1k"]
-    assert t.loc["fmnist1k"].tolist() == ["61.00 ± 1.00", "72.00 ± 2.00", "40.00", "55.00 ± 5.00"]
-    assert t.loc["cifar10"].tolist() == ["-", "80.00 ± 0.00†", "-", "-"]
+    assert t.loc["fmnist1k"].tolist() == ["61.00 ± 1.00 (n=3)", "72.00 ± 2.00 (n=3)", "40.00 (n=1)", "55.00 ± 5.00 (n=3)"]
+    assert t.loc["cifar10"].tolist() == ["-", "80.00 ± 0.00† (n=2)", "-", "-"]
 
 
 def test_vtab_group_means_exact(results):
@@ -100,7 +100,7 @@ def test_vtab_group_means_exact(results):
                              "vtab1k_dsprites", "mean: natural", "mean: specialized",
                              "mean: structured", "mean of groups", "mean over datasets"]
     ap = t["ap@8"]
-    assert ap["vtab1k_cifar100"] == "61.00 ± 1.41"      # std(60, 62) = sqrt(2)
+    assert ap["vtab1k_cifar100"] == "61.00 ± 1.41 (n=2)"      # std(60, 62) = sqrt(2)
     assert ap["mean: natural"] == "65.50"                # (61 + 70) / 2
     assert ap["mean: specialized"] == "90.00"
     assert ap["mean: structured"] == "45.00"             # (40 + 50) / 2
@@ -158,7 +158,7 @@ def test_duplicate_run_id_counts_once(tmp_path):
     write_all(tmp_path / "a", [r])
     write_all(tmp_path / "b", [r, record("other", "d", "ap", 1, 74.0, layers=["8"])])
     df, _ = load_records(tmp_path)
-    assert accuracy_tables(df)[("effnet", "fixed")].loc["d", "ap"] == "72.00 ± 2.83"  # std(70, 74)
+    assert accuracy_tables(df)[("effnet", "fixed")].loc["d", "ap"] == "72.00 ± 2.83 (n=2)"  # std(70, 74)
 
 
 def test_write_tables_formats(results):
@@ -172,7 +172,7 @@ def test_write_tables_formats(results):
     tex = (out / "accuracy-effnet-fixed.tex").read_text()
     assert r"72.00 $\pm$ 2.00" in tex and r"$^{\dagger}$" in tex and r"vp[flm]" in tex
     csv = pd.read_csv(out / "accuracy-effnet-fixed.csv", index_col=0)
-    assert csv.loc["fmnist1k", "vp[flm]"] == "55.00 ± 5.00"
+    assert csv.loc["fmnist1k", "vp[flm]"] == "55.00 ± 5.00 (n=3)"
     assert (out / "bad_files.txt").read_text().count("\n") == 2
 
 
@@ -194,7 +194,8 @@ def test_variants_of_one_method_never_share_a_cell(tmp_path):
     table = accuracy_tables(df)[("effnet", "fixed")]
     assert list(table.columns) == ["ap:channel@8", "ap:full@4", "ap:full@8", "linear_probe",
                                    "vp:expansive[flm]", "vp:pad[flm]"]
-    assert table.loc["fmnist1k"].tolist() == ["61.00 ± 1.41", "50.00", "71.00 ± 1.41", "30.00", "45.00", "40.00"]
+    assert table.loc["fmnist1k"].tolist() == ["61.00 ± 1.41 (n=2)", "50.00 (n=1)", "71.00 ± 1.41 (n=2)", "30.00 (n=1)",
+                                         "45.00 (n=1)", "40.00 (n=1)"]
 
 
 def test_method_table_per_dataset(tmp_path):
@@ -213,3 +214,17 @@ def test_method_table_per_dataset(tmp_path):
     # no interval: these records say neither how many test images there were nor what was predicted
     assert table.loc["ap"].tolist() == ["72.00 ± 2.00\N{DAGGER}", 3, "-", "0.01", "0", 81.5, 10]
     assert table.loc["linear_probe"].tolist() == ["65.00", 1, "-", "0.01", "0", 81.5, 7]
+
+
+def test_accuracy_cells_carry_n_and_an_interval_with_the_test_sample(tmp_path):
+    # 1,000 test images each. ap (one layer, so no @8 in the label): 70, 72, 74 -> mean 72, std 2; 95 % half-width
+    # 1.96 * sqrt(2^2/3 + 72 * 28 / 1000) = 1.96 * sqrt(1.3333 + 2.016) = 3.587 -> [68.41, 75.59].
+    # vp: one run at 40 %: the Wilson interval of 400/1000, (p + z^2/2N)/(1 + z^2/N) -/+
+    # z/(1 + z^2/N) * sqrt(p(1-p)/N + z^2/4N^2) = 40.038 -/+ 3.031 -> [37.01, 43.07].
+    recs = [record(f"ap8-{s}", "fmnist1k", "ap", s, a, layers=["8"]) for s, a in [(0, 70), (1, 72), (2, 74)]]
+    recs.append(record("vp-0", "fmnist1k", "vp", 0, 40.0))
+    write_all(tmp_path, [r | {"data": {"test": 1000}} for r in recs])
+    df, _ = load_records(tmp_path)
+    row = accuracy_tables(df)[("effnet", "fixed")].loc["fmnist1k"]
+    assert row.to_dict() == {"ap": "72.00 ± 2.00 (n=3) [68.41, 75.59]", "vp": "40.00 (n=1) [37.01, 43.07]"}
+    assert accuracy_tables(df, interval=False)[("effnet", "fixed")].loc["fmnist1k", "ap"] == "72.00 ± 2.00"

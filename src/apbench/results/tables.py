@@ -2,7 +2,8 @@
 
 Accuracy: one table per (model, protocol); rows are datasets, columns method labels (which carry the
 head, so e.g. AP with a linear head and VP with a label mapping sit side by side but never share a
-column); cells are mean ± std of final-epoch test top-1 over seeds. A cell holds only runs that differ
+column); cells are mean ± std of final-epoch test top-1 over seeds, their number n, and the 95 %
+interval of ``results.stats.cell_interval`` (test sample included). A cell holds only runs that differ
 in the seed alone (``results.cells``); the labels say what else tells two cells apart. Protocols are
 never averaged together. Intervals and significance: ``results.stats``.
 """
@@ -71,6 +72,12 @@ def _cell(mean: float, std: float, edge: bool, shared: bool = False) -> str:
     return text + (EDGE if edge else "") + (SHARED if shared else "")
 
 
+def _cell_with_interval(mean: float, std: float, edge: bool, shared: bool, n: int, lo: float, hi: float) -> str:
+    """'72.00 ± 2.00 (n=3) [69.08, 74.92]': the interval is left out where no test count is known."""
+    text = f"{_cell(mean, std, edge, shared)} (n={n})"
+    return text if pd.isna(lo) else f"{text} [{lo:.2f}, {hi:.2f}]"
+
+
 def _mean_text(values: pd.Series, expected: int) -> str:
     """Mean of the available values; '(k/n)' says it rests on k of the n expected entries."""
     k = int(values.notna().sum())
@@ -109,10 +116,17 @@ def _vtab_summary(means: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def accuracy_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
-    """{(model, protocol): table of formatted cells}, rows = datasets (+ VTAB summary rows)."""
+def accuracy_tables(df: pd.DataFrame, interval: bool = True) -> dict[tuple[str, str], pd.DataFrame]:
+    """{(model, protocol): table of formatted cells}, rows = datasets (+ VTAB summary rows).
+    ``interval=False`` leaves n and the 95 % interval out of the cells (mean ± std only)."""
     stats = accuracy_stats(df)
-    stats["cell"] = [_cell(*v) for v in zip(stats["mean"], stats["std"], stats["edge"], stats["shared"])]
+    if interval:
+        from .stats import cell_stats  # stats imports this module
+        keys = ["model", "protocol", "dataset", "label"]
+        stats = stats.merge(cell_stats(df)[keys + ["ci_lo", "ci_hi"]], on=keys, how="left", validate="one_to_one")
+    columns = [stats["mean"], stats["std"], stats["edge"], stats["shared"]]
+    stats["cell"] = ([_cell_with_interval(*v) for v in zip(*columns, stats["n"], stats["ci_lo"], stats["ci_hi"])]
+                     if interval else [_cell(*v) for v in zip(*columns)])
     rank = {g: i for i, g in enumerate(VTAB_GROUPS)}
     tables = {}
     for (model, protocol), part in stats.groupby(["model", "protocol"], dropna=False):
