@@ -25,7 +25,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "analyses"
-LITE0 = ROOT / "results" / "cpu-lite0-fmnist1k"
+LITE0 = ROOT / "results" / "cpu-lite0-fmnist1k-shared-recipe"  # the first study's layer sweep
 DIGITS = ROOT / "results" / "cnn-vs-vit-digits"
 
 # model config id -> (analysis overrides, published sweep folder, AP points to retrain for prompts)

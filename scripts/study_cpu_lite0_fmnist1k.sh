@@ -66,7 +66,8 @@ run -m "${X[@]}" method=vp_ilm method.inner_size=$INNER method.head=ilm,flm
 HEAD_LR=$(python - "$OUT/runs" <<'PY'
 import json, pathlib, sys
 recs = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*/record.json")]
-lp = [r for r in recs if r.get("method") == "linear_probe" and r.get("stage") == "final" and r.get("status") == "ok"]
+lp = [r for r in recs if r.get("method") == "linear_probe" and r.get("stage") == "final" and r.get("status") == "ok"
+      and "head_lr" in r.get("hparams", {})]  # a record from before the recipes (one shared lr) has none
 print(lp[0]["hparams"]["head_lr"] if lp else "")
 PY
 )
