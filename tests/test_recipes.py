@@ -85,6 +85,9 @@ def test_multistep_schedule_at_fractions_of_the_run():
     # (trainer=fast sets warm-up 0; null hands it back to the recipe).
     ("linear_probe", ["trainer.warmup_epochs=null"], {"name": "sgd", "groups": {"head": 0.25 * 8 / 256}, "momentum": 0.9, "scheduler": "cosine",
                           "warmup_steps": 1, "total_steps": 10, "milestone_steps": [], "weight_decay": 1e-4}),
+    # a 5-step warm-up (1 of 2 epochs) scales the lr at the first step; the record keeps the lr it starts from
+    ("linear_probe", ["trainer.warmup_epochs=1"], {"name": "sgd", "groups": {"head": 0.25 * 8 / 256}, "warmup_steps": 5,
+                                                   "total_steps": 10}),
     # ILM-VP: Adam 0.01 on the program only (frozen source head), multi-step at 50 % and 72 % of 10 steps.
     ("vp_ilm", ["method.inner_size=16"], {"name": "adam", "groups": {"prompt": 0.01}, "momentum": None,
                                           "scheduler": "multistep", "warmup_steps": 0, "total_steps": 10,

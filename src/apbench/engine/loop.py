@@ -113,8 +113,9 @@ def fit(adapted, train_set: Dataset, device: torch.device, s: TrainSettings, see
     steps_per_epoch = math.ceil(len(train_set) / s.batch_size)
     total = steps_per_epoch * s.epochs
     warmup_steps = int(round(s.warmup_epochs * steps_per_epoch))
+    starting_lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}  # before a warm-up scheduler scales them
     scheduler = make_scheduler(optimizer, s.scheduler, total, warmup_steps, s.milestones, s.gamma)
-    used = {"name": type(optimizer).__name__.lower(), "groups": {g["name"]: g["lr"] for g in optimizer.param_groups},
+    used = {"name": type(optimizer).__name__.lower(), "groups": starting_lrs,
             "weight_decay": s.weight_decay, "momentum": s.momentum if s.optimizer == "sgd" else None,
             "scheduler": s.scheduler, "warmup_steps": warmup_steps, "total_steps": total,
             "milestone_steps": sorted(int(round(float(m) * total)) for m in s.milestones)
