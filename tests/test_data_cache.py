@@ -1,13 +1,16 @@
 """The decode-once cache gives the tensors uncached loading gives, and decodes nothing after the first pass."""
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from apbench import data
 from apbench.data import cache as cache_mod
-from apbench.data.images import ImageDataset
+from apbench.data.images import ArrayImages, ImageDataset
 from conftest import compose
 from data_writers import PRE, write_cifar, write_fgvc, write_vtab
 
@@ -150,3 +153,11 @@ def test_collate_is_default_collate_on_one_thread():
     ref_x, ref_y = default_collate(batch)
     assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
     assert torch.get_num_threads() == n  # restored
+
+
+def test_read_only_arrays_are_copied_not_shared_with_a_warning():
+    frozen = np.frombuffer(bytes(range(32)), dtype=np.uint8).reshape(2, 4, 4)  # as an idx file is read
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "not writable" UserWarning would fail here
+        ds = ArrayImages(frozen, np.array([0, 1]))
+    assert ds.raw(1).tolist() == [frozen[1].tolist()]

@@ -125,7 +125,10 @@ class ArrayImages(ImageDataset):
             raise DataError(f"empty split: {source or 'the array'} holds no images to train or evaluate on")
         if len(images) != len(labels):
             raise DataError(f"{source}: {len(images)} images but {len(labels)} labels")
-        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        images = np.ascontiguousarray(images)
+        if not images.flags.writeable:  # np.frombuffer over a file's bytes: torch would share it (and warn)
+            images = images.copy()
+        self.images = torch.from_numpy(images)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.transform, self.source = transform, source
 
