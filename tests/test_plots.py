@@ -86,3 +86,35 @@ def test_written_pngs(many_cells, tmp_path):
     paths = plots.write_plots(many_cells, tmp_path)
     assert [p.name for p in paths] == ["layers-m.png", "acc_vs_cost-m-fixed.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_a_cost_no_record_has_gets_no_panel(tmp_path, monkeypatch):
+    recs = [rec(f"lp-{s}", "linear_probe", 80.0 + s, s) for s in (0, 1)]
+    for r in recs:
+        del r["efficiency"]["memory_bytes"]  # e.g. CPU records of a model whose memory was not measured
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_accuracy_vs_costs(records_frame(recs), tmp_path)
+    axes = [ax for ax in figs[path.name].axes if ax.get_visible()]
+    assert [ax.get_xlabel().split(" (")[0] for ax in axes] == ["trainable parameters", "train step, full model"]
+
+
+def test_costs_within_one_decade_still_get_tick_labels(tmp_path, monkeypatch):
+    # trainable parameters 2,000..8,000: no power of ten in view, so the 1-2-5 ticks are labelled instead
+    recs = [rec(f"m{k}-{s}", f"method_{k}", 80.0 + k + s, s, params=2000 * (k + 1)) for k in range(4) for s in (0, 1)]
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_accuracy_vs_costs(records_frame(recs), tmp_path)
+    params_ax = figs[path.name].axes[0]
+    lo, hi = params_ax.get_xlim()
+    shown = [t.get_text() for t, v in zip(params_ax.get_xticklabels(), params_ax.get_xticks()) if lo <= v <= hi]
+    assert shown == ["2000", "5000"]
+
+
+def test_an_ap_layer_far_below_is_named_in_the_legend(tmp_path, monkeypatch):
+    recs = [rec(f"ap{k}-{s}", "ap", 80.0 + s, s, layers=[str(k)], params=2000 + 100 * k) for k in range(3) for s in (0, 1)]
+    recs += [rec(f"ap9-{s}", "ap", 30.0 + s, s, layers=["9"], params=5000) for s in (0, 1)]  # mean 30.5
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_accuracy_vs_costs(records_frame(recs), tmp_path)
+    fig = figs[path.name]
+    entries = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert entries[0] == "ap (points: layer; ap@9 30.5 below the range)"
+    assert all(ax.get_ylim()[0] > 40 for ax in fig.axes if ax.get_visible())

@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from .frame import layer_sort_key, method_labels  # noqa: E402
 from .tables import ACC, final_ok, label_order, safe_name  # noqa: E402
@@ -186,12 +186,16 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
         style = {s: ("o", colours[(2 * i) % 20]) for i, s in enumerate(series)}
         style |= {lab: (MARKERS[(i + 1) % len(MARKERS)], colours[(2 * (i + len(series)) + (i + len(series)) // 10) % 20])
                   for i, lab in enumerate(singles)}
-        fig, axes = plt.subplots(len(datasets), len(COSTS), figsize=(5.2 * len(COSTS), 4.2 * len(datasets)),
+        costs = {c: v for c, v in COSTS.items() if (part[c] > 0).any()}  # a cost no record has: no panel
+        if not costs:
+            continue
+        fig, axes = plt.subplots(len(datasets), len(costs), figsize=(5.2 * len(costs), 4.2 * len(datasets)),
                                  squeeze=False)
-        below: dict[str, float] = {}
+        below: dict[str, float] = {}  # label -> mean, for points listed in the legend rather than drawn
+        below_in_series: dict[str, str] = {}  # such a label -> its AP series
         for row, dataset in zip(axes, datasets):
             here = part[part["dataset"] == dataset]
-            for ax, (col, (xlabel, scale)) in zip(row, COSTS.items()):
+            for ax, (col, (xlabel, scale)) in zip(row, costs.items()):
                 p = here[here[col] > 0]  # log axis; a cost not recorded is not plotted
                 if p.empty:
                     ax.text(0.5, 0.5, f"no records with {col}", ha="center", transform=ax.transAxes)
@@ -216,11 +220,15 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
                 fx, fy = xs.iloc[front].to_numpy(), p["mean"].iloc[front].to_numpy()
                 ax.step(fx, fy, where="post", color="0.4", linestyle="--", lw=1, zorder=2)
                 ax.set_xscale("log")
+                if xs.max() < 10 * xs.min():  # within one decade a power of 10 may not be in view: label 1, 2, 5 x 10^k
+                    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
                 ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
                 ax.xaxis.set_minor_formatter(NullFormatter())
                 _ylim(ax, shown["ci_lo"], shown["ci_hi"])
                 if far.any() and len(datasets) == 1:  # one dataset: the legend says it, off the data
                     below |= dict(zip(p.loc[far, "label"], p.loc[far, "mean"]))
+                    below_in_series |= {lab: s for lab, s in zip(p.loc[far, "label"], p.loc[far, "series"])
+                                        if s in series}
                 elif far.any():
                     low = p[far].sort_values("mean", ascending=False)
                     listed = "\n".join(f"{lab}: {m:.1f} at {_short(x * scale)}"
@@ -229,7 +237,10 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
                             va="bottom", fontsize=6, bbox=dict(facecolor="white", alpha=0.8, lw=0.3))
                 ax.set(title=dataset, xlabel=xlabel, ylabel="test top-1 (%), 95% CI")
                 ax.grid(alpha=0.3, which="both")
-        handles = [plt.Line2D([], [], marker="o", color=style[s][1], label=f"{s} (points: layer)") for s in series]
+        def series_label(s: str) -> str:
+            low = [f"{lab} {below[lab]:.1f}" for lab in label_order(below_in_series) if below_in_series[lab] == s]
+            return f"{s} (points: layer" + (f"; {', '.join(low)} below the range)" if low else ")")
+        handles = [plt.Line2D([], [], marker="o", color=style[s][1], label=series_label(s)) for s in series]
         handles += [plt.Line2D([], [], linestyle="", marker=style[lab][0], color=style[lab][1],
                                label=lab if lab not in below else f"{lab} ({below[lab]:.1f}, below the range)")
                     for lab in singles]
