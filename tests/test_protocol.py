@@ -143,6 +143,18 @@ def test_a_busy_select_run_stops_the_choice_instead_of_shrinking_the_budget(tmp_
     assert "the choice and the final runs are left to the job that finishes them" in capsys.readouterr().out
 
 
+def test_a_cell_says_which_of_its_runs_is_starting(tmp_path, capsys):
+    cfg = compose(f"paths.root_dir={tmp_path}", "dataset=fmnist_tiny", "method=linear_probe", *SMALL_GRID)
+    protocol.run_protocol(cfg, run=lambda c, hparams=None: {"status": "ok", "run_id": "r",
+                                                            "metrics": {"val_top1": 50.0, "val_loss": 1.0}})
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "cell run" in ln]
+    assert lines == [  # 2 grid points x 2 seeds: 4 runs in the cell
+        "[apbench] protocol vtab1k: select run 1 of 2 (cell run 1 of 4): {'head_lr': 0.01, 'weight_decay': 0.0}",
+        "[apbench] protocol vtab1k: select run 2 of 2 (cell run 2 of 4): {'head_lr': 0.001, 'weight_decay': 0.0}",
+        "[apbench] protocol vtab1k: final run 1 of 2 (cell run 3 of 4): seed 0",
+        "[apbench] protocol vtab1k: final run 2 of 2 (cell run 4 of 4): seed 1"]
+
+
 def test_a_final_run_two_searches_reach_names_both(tmp_path):
     """Two searches (here: two spaces) that choose the same point reach the same final run (same config,
     same run id); the second finds it done, and the record then carries both selections (a list), so the

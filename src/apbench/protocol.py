@@ -227,7 +227,10 @@ def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
     points, rule = draw(space, budget, p["sampler_seed"])
     search = {"budget": budget, "rule": rule}
     records = []
+    cell_runs = len(points) + len(p["seeds"])
     for i, point in enumerate(points):
+        print(f"[apbench] protocol {p['name']}: select run {i + 1} of {len(points)} (cell run {i + 1} of "
+              f"{cell_runs}): {point}", flush=True)
         c = stage_config(cfg, p["name"], "select", point, p["select_seed"], trainval=False)
         records.append(run(c, hparams={"search": search | {"point_index": i}}))
     busy = [r for r in records if r.get("skipped_because")]
@@ -259,7 +262,9 @@ def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
     print(f"[apbench] protocol {p['name']}: chose {chosen} (val {scores[best]['val_top1']:.2f}) from "
           f"{len(points)} points ({rule}, budget {budget})"
           + (f", on the space's edge: {', '.join(flags)}" if flags else ""))
-    for seed in p["seeds"]:
+    for k, seed in enumerate(p["seeds"]):
+        print(f"[apbench] protocol {p['name']}: final run {k + 1} of {len(p['seeds'])} (cell run "
+              f"{len(points) + k + 1} of {cell_runs}): seed {seed}", flush=True)
         c = stage_config(cfg, p["name"], "final", chosen, seed, trainval=p["final_trainval"])
         records.append(_also_reached_by(run(c, hparams=selection), c, selection["selected_from"]))
     return records
