@@ -17,7 +17,8 @@
 #               every cell "8 select runs (equal budget)"; halton(seed=0) for the 9 spaces over 8 points,
 #               grid for vp_ilm's 8-point space
 #     layers    18 jobs x (4 select + 3 final) = 126 runs (72 + 54): AP at input, 0..16, only the prompt
-#               lr searched (a 4-point grid), head lr fixed at the linear probe's choice
+#               lr searched (a 4-point grid), head lr fixed at AP's own choice in its methods-table cell
+#               (AP's recipe, AdamW: the linear probe's head lr is an SGD lr per 256 images and does not carry over)
 #     total     247 runs
 #   Time: `apbench plan --measure each` cannot time cells on this machine while other sessions share
 #   its 2 cores (three timed steps under load read 5-20x the idle speed; the previous study's README
@@ -61,19 +62,19 @@ run -m "${X[@]}" method=vp method.variant=pad method.pad_width=$PAD
 run -m "${X[@]}" method=vp_ilm method.inner_size=$INNER method.head=ilm,flm
 
 # 2. The layer sweep (a figure, never a choice): AP at every point, only the prompt lr searched, the
-# head's lr fixed at the linear probe's choice (read from its final record; its default before that
-# exists, which only PLAN_ONLY meets).
+# head's lr fixed at the one AP's own cell chose in part 1 (read from its final record: the same recipe,
+# AdamW; the linear probe's is an SGD lr per 256 images). Before that exists only PLAN_ONLY goes on.
 HEAD_LR=$(python - "$OUT/runs" <<'PY'
 import json, pathlib, sys
 recs = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*/record.json")]
-lp = [r for r in recs if r.get("method") == "linear_probe" and r.get("stage") == "final" and r.get("status") == "ok"
+ap = [r for r in recs if r.get("method") == "ap" and r.get("stage") == "final" and r.get("status") == "ok"
       and "head_lr" in r.get("hparams", {})]  # a record from before the recipes (one shared lr) has none
-print(lp[0]["hparams"]["head_lr"] if lp else "")
+print(ap[0]["hparams"]["head_lr"] if ap else "")
 PY
 )
 if [ -z "$HEAD_LR" ]; then
-  if [ "${PLAN_ONLY:-0}" = 1 ]; then HEAD_LR=0.25  # any one value: the cost does not depend on it
-  else echo "no finished linear-probe cell in $OUT/runs: part 1 must finish first (rerun this script)" >&2; exit 2; fi
+  if [ "${PLAN_ONLY:-0}" = 1 ]; then HEAD_LR=1e-3  # any one value: the cost does not depend on it
+  else echo "no finished AP cell in $OUT/runs: part 1 must finish first (rerun this script)" >&2; exit 2; fi
 fi
 run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 \
   method.space.method.layers=null "method.space.head_lr=[$HEAD_LR]" "paths.results_dir=$SWEEP_DIR"
