@@ -20,7 +20,7 @@
 #   Layer figure: 2 select runs per point (protocol.budget=2: halton(seed=0) over the method's own lr
 #   candidates, AP 4, norm 5), one final seed (0); the head lr (and norm's weight decay) fixed at what
 #   the methods-table cell of the same method and model chose on val (read from its final record).
-#   Runs (`PLAN_ONLY=1 bash scripts/study_small_models_digits.sh`, apbench plan --measure none, as printed):
+#   Runs (methods: `apbench plan ... --measure none` as printed; layers: counted in the records written):
 #     methods   fmnist_cnn: linear_probe, full_ft, norm_tuning, ap (layer on val)    4 jobs, 44 runs (32 + 12)
 #               fmnist_vit: the same + vpt, gated_prompt, e2vpt_no_pruning           7 jobs, 77 runs (56 + 21)
 #     layers    AP:   fmnist_cnn input,0..8 (10 jobs), fmnist_vit input,0..6 (8 jobs)
