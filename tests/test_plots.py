@@ -118,3 +118,30 @@ def test_an_ap_layer_far_below_is_named_in_the_legend(tmp_path, monkeypatch):
     entries = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
     assert entries[0] == "ap (points: layer; ap@9 30.5 below the range)"
     assert all(ax.get_ylim()[0] > 40 for ax in fig.axes if ax.get_visible())
+
+
+def test_layer_wise_norm_tuning_is_a_curve_beside_ap(tmp_path, monkeypatch):
+    """Norm tuning at several points (a layer-wise sweep) is drawn as a curve on AP's axis, not as one
+    horizontal reference line per point; norm tuning at one setting stays a reference line."""
+    recs = [rec(f"ap{k}-{s}", "ap", 80 + k + s, s, layers=[str(k)]) for k in range(4) for s in (0, 1)]
+    recs += [rec(f"nt{k}-{s}", "norm_tuning", 82 + k + s, s, layers=[str(k)]) for k in range(1, 4) for s in (0, 1)]
+    recs += [rec(f"lp-{s}", "linear_probe", 79 + s, s) for s in (0, 1)]
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_layer_sweeps(records_frame(recs), tmp_path)
+    fig = figs[path.name]
+    [ax] = [a for a in fig.axes if a.get_visible()]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "ap" in labels and "norm_tuning" in labels
+    assert sum(lab.startswith("norm_tuning") for lab in labels) == 1  # one curve, not three lines
+    assert any(lab.startswith("linear_probe (") for lab in labels)
+    assert len(ax.containers) == 2  # two error-bar curves
+    assert "norm tuning" in fig._suptitle.get_text()
+    assert _bars_inside(ax)
+    # one norm-tuning cell (every norm layer): a reference line, AP alone a curve
+    one = [r for r in recs if r["method"] != "norm_tuning"] + [rec(f"nta-{s}", "norm_tuning", 83 + s, s)
+                                                              for s in (0, 1)]
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_layer_sweeps(records_frame(one), tmp_path)
+    [ax] = [a for a in figs[path.name].axes if a.get_visible()]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(ax.containers) == 1 and any(lab.startswith("norm_tuning (") for lab in labels)

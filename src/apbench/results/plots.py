@@ -22,6 +22,9 @@ from .frame import layer_sort_key, method_labels  # noqa: E402
 from .tables import ACC, final_ok, label_order, safe_name  # noqa: E402
 
 SWEPT_METHOD = "ap"
+# Methods drawn as a curve beside AP when a folder holds them at more than one layer point (a layer-wise
+# sweep, e.g. norm tuning of one block per point); at one point (or "all") they stay reference lines.
+LAYER_WISE_METHODS = ("norm_tuning",)
 REFERENCE_METHODS = ("vp", "norm_tuning", "linear_probe", "full_ft")  # drawn as horizontal lines
 MARKERS = "osD^v<>pP*Xh"
 FAR_BELOW = 15.0  # points whose interval ends this far below the best are listed, not drawn
@@ -72,17 +75,20 @@ def _yerr(p: pd.DataFrame) -> np.ndarray:
 
 def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
     """Per (model, protocol): AP test top-1 at each layer point (input first) with its 95 % interval,
-    one curve per variant and head, the reference methods as horizontal lines."""
+    one curve per variant and head, a layer-wise method (norm tuning at more than one point) as its own
+    curve on the same axis, the reference methods as horizontal lines."""
     pts = _points(df)
     if pts.empty:
         return []
     written = []
     protocols = pts.groupby("model")["protocol"].nunique()
     for (model, protocol), part in pts.groupby(["model", "protocol"]):
-        ap = part[part["method"] == SWEPT_METHOD]
+        npoints = part.groupby(["dataset", "method"])["layers"].transform("nunique")
+        swept = (part["method"] == SWEPT_METHOD) | (part["method"].isin(LAYER_WISE_METHODS) & (npoints > 1))
+        ap = part[swept]
         if ap.empty:
             continue
-        refs = part[part["method"].isin(REFERENCE_METHODS)]
+        refs = part[part["method"].isin(REFERENCE_METHODS) & ~swept]
         datasets = sorted(ap["dataset"].unique())
         most = ap.groupby("dataset")["layers"].nunique().max()
         cols = min(len(datasets), 3)
@@ -92,7 +98,7 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path
         for ax in axes.flat[len(datasets):]:
             ax.set_visible(False)
         for ax, dataset in zip(axes.flat, datasets):
-            points = ap[ap["dataset"] == dataset]
+            points = ap[ap["dataset"] == dataset]  # AP and any layer-wise method: one curve per series
             order = sorted(points["layers"].unique(), key=layer_sort_key)
             x = {layer: i for i, layer in enumerate(order)}
             names = sorted(points["series"].unique())
@@ -120,7 +126,9 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path
             ax.set(title=dataset, xlabel="layer point", ylabel="test top-1 (%), 95% CI")
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
-        fig.suptitle(f"{model} ({protocol}): activation prompt by layer")
+        others = sorted(set(ap["method"]) - {SWEPT_METHOD})
+        what = "activation prompt" + "".join(f" and {m.replace('_', ' ')}" for m in others)
+        fig.suptitle(f"{model} ({protocol}): {what} by layer")
         name = f"layers-{safe_name(str(model))}" + ("" if protocols[model] == 1 else f"-{safe_name(str(protocol))}")
         written.append(_save(fig, Path(out_dir) / f"{name}.png"))
     return written

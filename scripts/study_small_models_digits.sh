@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Issue 17's small-model study (items 2, 3, 5), one command: the two ~0.7M-parameter models pretrained
+# here on Fashion-MNIST (fmnist_cnn, 8 blocks; fmnist_vit, 6 blocks) adapted to sklearn digits under the
+# CPU study's equal-budget protocol (experiment=small_models_digits): every method with its own recipe
+# (conf/method/*.yaml, docs/recipes.md), N = 8 select runs from its own declared space by one rule (AP's
+# layer is part of AP's N), 3 final seeds on train+val, tested once on the 797 test images. Then the
+# layer figure (its own results folder: it never feeds the methods table): AP at every point and
+# layer-wise norm tuning at every point (BatchNorm of one block for the CNN, the one LayerNorm right
+# after the point for the ViT), only the lr searched; then tables, curves, plots and the efficiency pass.
+# Resumable: finished runs are skipped, so re-running completes only what is missing.
+#   bash scripts/study_small_models_digits.sh [extra overrides...]
+#   PLAN_ONLY=1 bash scripts/study_small_models_digits.sh     # run counts (apbench plan --measure none)
+#
+# The plan (fixed before the runs below; the same for every method):
+#   E = 1 epoch (25 steps of batch 32; final runs 32 steps on train+val), warm-up and milestones kept as
+#   fractions of each reference schedule; N = 8 select runs per methods-table cell (protocol.budget); final
+#   seeds 0, 1, 2; 32 px; batch 32 (linear-rule lrs rescaled by 32/256); prompt methods at 10 tokens
+#   (vpt's default; gated_prompt's reference 100 was for ViT-B's 196 patch tokens, this ViT has 64;
+#   e2vpt_no_pruning at its defaults, 5 visual + 5 key-value tokens).
+#   Layer figure: 2 select runs per point (protocol.budget=2: halton(seed=0) over the method's own lr
+#   candidates, AP 4, norm 5), one final seed (0); the head lr (and norm's weight decay) fixed at what
+#   the methods-table cell of the same method and model chose on val (read from its final record).
+#   Runs (methods: `apbench plan ... --measure none` as printed; layers: counted in the records written):
+#     methods   fmnist_cnn: linear_probe, full_ft, norm_tuning, ap (layer on val)    4 jobs, 44 runs (32 + 12)
+#               fmnist_vit: the same + vpt, gated_prompt, e2vpt_no_pruning           7 jobs, 77 runs (56 + 21)
+#     layers    AP:   fmnist_cnn input,0..8 (10 jobs), fmnist_vit input,0..6 (8 jobs)
+#               norm: fmnist_cnn 0..8 (9 jobs), fmnist_vit 0..6 (7 jobs); 34 jobs x (2 select + 1 final)
+#     total     121 + 102 = 223 runs
+#   Time: sized from `apbench plan --measure first --steps 5` timed here with nothing else of this study
+#   running (fmnist_vit: AP@0 0.21 s/step, norm tuning 0.26, full_ft 0.45; the CNN cheaper): ~1,700 s in
+#   one process, one thread. Why E = 1 and one lane: a first launch at E = 3 with two lanes (one per model)
+#   beside the machine's other jobs ran at 2.5 s/step for the ViT (10x the timed rate: 6 processes on 2
+#   cores) and would have taken hours; it was stopped after 6 select runs and its records deleted.
+#   At E = 1 the convergence check has one epoch to read: see the README for what that means.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=results/small-models-digits
+X=(experiment=small_models_digits trainer.measure_efficiency=false "$@")
+SWEEP=(protocol.budget=2 "protocol.seeds=[0]")   # the layer figure's own, smaller protocol
+SWEEP_DIR="$PWD/$OUT/layer-sweep/runs"
+CACHE="${TMPDIR:-/tmp}/apbench-small-models-digits-prefix"   # shared frozen-prefix activations (a cache only)
+export OMP_NUM_THREADS=1
+status=0
+if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure none; }
+else run() { apbench run "$@" trainer.prefix_cache_dir="$CACHE" || status=$?; }; fi
+
+# The choice of the methods-table cell (method, model) on val, from its final record: "head_lr weight_decay".
+chosen() {
+  python - "$OUT/runs" "$1" "$2" <<'PY'
+import json, pathlib, sys
+out, method, model = sys.argv[1:]
+for p in sorted(pathlib.Path(out).glob("*/record.json")):
+    r = json.loads(p.read_text())
+    if (r.get("method"), r.get("config", {}).get("model", {}).get("id"), r.get("stage"), r.get("status")) \
+            == (method, model, "final", "ok"):
+        print(r["hparams"]["head_lr"], r["hparams"]["weight_decay"]); break
+PY
+}
+sweep() {  # sweep METHOD MODEL POINTS [overrides]: the layer figure, only the method's lr searched
+  local method=$1 model=$2 points=$3; shift 3
+  local hw; hw=$(chosen "$method" "$model")
+  if [ -z "$hw" ]; then
+    if [ "${PLAN_ONLY:-0}" = 1 ]; then hw="1e-3 0"   # any value: the run count does not depend on it
+    else echo "no finished $method cell for $model in $OUT/runs: the methods table must come first" >&2; status=2; return; fi
+  fi
+  set -- "$@" "method.space.head_lr=[${hw% *}]"
+  # norm tuning's space also searches weight decay (AP's has none: its recipe's 0 stays)
+  if [ "$method" = norm_tuning ]; then set -- "$@" "method.space.weight_decay=[${hw#* }]"; fi
+  run -m "${X[@]}" "${SWEEP[@]}" model=$model method=$method method.layers=$points "$@" "paths.results_dir=$SWEEP_DIR"
+}
+
+# One process at a time (two in parallel beside the machine's other jobs ran 10x slower, see above);
+# the cheap CNN first, so the layer figure of at least one model exists early.
+run -m "${X[@]}" model=fmnist_cnn method=linear_probe,ap,norm_tuning,full_ft
+sweep ap fmnist_cnn input,0,1,2,3,4,5,6,7,8 method.space.method.layers=null
+sweep norm_tuning fmnist_cnn 0,1,2,3,4,5,6,7,8 'method.kinds=[batchnorm]' method.where=block
+run -m "${X[@]}" model=fmnist_vit method=linear_probe,ap,vpt,e2vpt_no_pruning   # vpt's default is 10 tokens
+run -m "${X[@]}" model=fmnist_vit method=gated_prompt method.num_tokens=10
+run -m "${X[@]}" model=fmnist_vit method=norm_tuning,full_ft
+sweep ap fmnist_vit input,0,1,2,3,4,5,6 method.space.method.layers=null
+sweep norm_tuning fmnist_vit 0,1,2,3,4,5,6 'method.kinds=[layernorm]' method.where=after
+if [ "${PLAN_ONLY:-0}" = 1 ]; then exit $status; fi
+
+apbench results "$OUT/runs" --out "$OUT" --reference linear_probe
+apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep"
+# learning curves per cell and the convergence check (val over the last 20 % of epochs within 1 point of its max)
+python -m apbench.results.curves "$OUT/runs" --out "$OUT/curves"
+# the efficiency table measured back to back in one process (per model: every cell once)
+apbench measure --records "$OUT/runs" --baseline full_ft --out "$OUT" > "$OUT/efficiency-measured.txt" || status=$?
+exit $status
