@@ -207,13 +207,18 @@ def test_method_table_per_dataset(tmp_path):
                        params={"total": 100, "trainable": 7, "trainable_no_head": 0}))
     for r in recs:
         r["hparams"] |= {"weight_decay": 0.0, "selected_from": chose}
+    # the linear probe's optimizer holds the head alone: its `lr` (0.01 here) was never used
+    recs[-1]["hparams"]["head_lr"] = 0.05
+    recs[-1]["optimizer"] = {"groups": {"head": 0.05 * 8 / 256}}
     write_all(tmp_path, recs + [record("ap8-sel", "fmnist1k", "ap", 0, 99.0, layers=["8"], stage="select")])
     df, _ = load_records(tmp_path)
     table = method_tables(df)[("effnet", "vtab1k", "fmnist1k")]
     assert list(table.index) == ["ap", "linear_probe"]
     # no interval: these records say neither how many test images there were nor what was predicted
-    assert table.loc["ap"].tolist() == ["72.00 ± 2.00\N{DAGGER}", 3, "-", "0.01", "0", 81.5, 10]
-    assert table.loc["linear_probe"].tolist() == ["65.00", 1, "-", "0.01", "0", 81.5, 7]
+    assert list(table.columns) == ["test top-1", "seeds", "95% CI", "lr", "head lr", "wd", "val (selection)",
+                                   "trainable params"]
+    assert table.loc["ap"].tolist() == ["72.00 ± 2.00\N{DAGGER}", 3, "-", "0.01", "-", "0", 81.5, 10]
+    assert table.loc["linear_probe"].tolist() == ["65.00", 1, "-", "-", "0.05", "0", 81.5, 7]
 
 
 def test_accuracy_cells_carry_n_and_an_interval_with_the_test_sample(tmp_path):

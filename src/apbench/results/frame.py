@@ -39,6 +39,7 @@ def _rows(record: dict) -> list[dict]:
     error = record.get("error") or {}
     row["error_type"], row["error_message"] = error.get("type"), error.get("message")
     row["variant"] = _variant(record)
+    row["optimizer_groups"] = ",".join(sorted((record.get("optimizer") or {}).get("groups") or {})) or None
     row["n_test"] = (record.get("data") or {}).get("test")
     row["predictions"] = record.get("predictions")  # kept encoded; results.stats decodes it
     sels = selections(record) if record.get("stage") == "final" else []

@@ -152,20 +152,24 @@ def _selection_val(hparams_selected) -> float:
 
 def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     """{(model, protocol, dataset): table}, one row per method label: test top-1 mean ± std over the
-    final seeds (``accuracy_stats``), their number, the lr (and weight decay) the protocol chose, the
-    validation score that chose it, and trainable parameters. The single-dataset view of a study;
+    final seeds (``accuracy_stats``), their number, the lr, head lr and weight decay the protocol chose
+    (an lr no optimizer group used is '-'), the validation score that chose it, and trainable
+    parameters. The single-dataset view of a study;
     † = grid edge. ``95% CI``: see ``results.stats.cell_interval`` (test sample included)."""
     ok = final_ok(df).copy()
     if ok.empty:
         return {}
     sel = ok.get("hparams.selected_from.val_top1", pd.Series([None] * len(ok), index=ok.index))
     ok["val_selected"] = [_selection_val(v) if isinstance(v, list) else float("nan") for v in sel]
-    for col in ("hparams.lr", "hparams.weight_decay"):
-        ok[col] = pd.to_numeric(ok.get(col), errors="coerce")
+    for col in ("hparams.lr", "hparams.head_lr", "hparams.weight_decay"):
+        ok[col] = pd.to_numeric(ok[col], errors="coerce") if col in ok else float("nan")
+    # A method whose optimizer holds the head alone (the linear probe) carries an `lr` nothing used.
+    if "optimizer_groups" in ok:
+        ok.loc[ok["optimizer_groups"] == "head", "hparams.lr"] = float("nan")
     keys = ["model", "protocol", "dataset", "label"]
-    chosen = lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique()))  # noqa: E731
+    chosen = lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique())) or "-"  # noqa: E731
     extra = ok.groupby(keys, dropna=False).agg(
-        lr=("hparams.lr", chosen), wd=("hparams.weight_decay", chosen),
+        lr=("hparams.lr", chosen), head_lr=("hparams.head_lr", chosen), wd=("hparams.weight_decay", chosen),
         val=("val_selected", "first"), params=("params.trainable", "mean"))
     from .stats import cell_stats
     ci = cell_stats(df).set_index(keys)[["ci_lo", "ci_hi", "ci"]]
@@ -177,7 +181,7 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
             "test top-1": [_cell(*v) for v in zip(part["mean"], part["std"], part["edge"], part["shared"])],
             "seeds": part["n"],
             "95% CI": [f"[{lo:.2f}, {hi:.2f}]" if not pd.isna(lo) else "-" for lo, hi in zip(part["ci_lo"], part["ci_hi"])],
-            "lr": part["lr"], "wd": part["wd"],
+            "lr": part["lr"], "head lr": part["head_lr"], "wd": part["wd"],
             "val (selection)": part["val"].round(2),
             "trainable params": part["params"].round().astype("Int64"),
         }, index=part.index)
