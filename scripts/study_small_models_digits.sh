@@ -11,32 +11,34 @@
 #   bash scripts/study_small_models_digits.sh [extra overrides...]
 #   PLAN_ONLY=1 bash scripts/study_small_models_digits.sh     # run counts (apbench plan --measure none)
 #
-# The plan (fixed before the runs below; the same for every method):
-#   E = 1 epoch (25 steps of batch 32; final runs 32 steps on train+val), warm-up and milestones kept as
+# The plan (fixed before the runs below; the same for every method). Second version, 2026-12-01 (the first,
+# at E = 1 with 2 lr points per layer-figure point, is in git history: 1 epoch left every cell's
+# convergence check with nothing to read):
+#   E = 3 epochs (75 steps of batch 32; final runs 96 steps on train+val), warm-up and milestones kept as
 #   fractions of each reference schedule; N = 8 select runs per methods-table cell (protocol.budget); final
 #   seeds 0, 1, 2; 32 px; batch 32 (linear-rule lrs rescaled by 32/256); prompt methods at 10 tokens
 #   (vpt's default; gated_prompt's reference 100 was for ViT-B's 196 patch tokens, this ViT has 64;
 #   e2vpt_no_pruning at its defaults, 5 visual + 5 key-value tokens).
-#   Layer figure: 2 select runs per point (protocol.budget=2: halton(seed=0) over the method's own lr
-#   candidates, AP 4, norm 5), one final seed (0); the head lr (and norm's weight decay) fixed at what
-#   the methods-table cell of the same method and model chose on val (read from its final record).
-#   Runs (methods: `apbench plan ... --measure none` as printed; layers: counted in the records written):
+#   Layer figure: the method's own lr candidates in full at every point (the shared rule: a space of N
+#   points or fewer is run whole; AP 4, norm tuning 5), one final seed (0); the head lr (and norm's weight
+#   decay) fixed at what the methods-table cell of the same method and model chose on val (read from its
+#   final record).
+#   Runs:
 #     methods   fmnist_cnn: linear_probe, full_ft, norm_tuning, ap (layer on val)    4 jobs, 44 runs (32 + 12)
 #               fmnist_vit: the same + vpt, gated_prompt, e2vpt_no_pruning           7 jobs, 77 runs (56 + 21)
-#     layers    AP:   fmnist_cnn input,0..8 (10 jobs), fmnist_vit input,0..6 (8 jobs)
-#               norm: fmnist_cnn 0..8 (9 jobs), fmnist_vit 0..6 (7 jobs); 34 jobs x (2 select + 1 final)
-#     total     121 + 102 = 223 runs
-#   Time: sized from `apbench plan --measure first --steps 5` timed here with nothing else of this study
-#   running (fmnist_vit: AP@0 0.21 s/step, norm tuning 0.26, full_ft 0.45; the CNN cheaper): ~1,700 s in
-#   one process, one thread. Why E = 1 and one lane: a first launch at E = 3 with two lanes (one per model)
-#   beside the machine's other jobs ran at 2.5 s/step for the ViT (10x the timed rate: 6 processes on 2
-#   cores) and would have taken hours; it was stopped after 6 select runs and its records deleted.
-#   At E = 1 the convergence check has one epoch to read: see the README for what that means.
+#     layers    AP:   fmnist_cnn input,0..8 (10 jobs), fmnist_vit input,0..6 (8 jobs): 18 x (4 + 1) = 90
+#               norm: fmnist_cnn 0..8 (9 jobs), fmnist_vit 0..6 (7 jobs):               16 x (5 + 1) = 96
+#     total     121 + 186 = 307 runs
+#   Time: the first version's 223 runs at E = 1 took 1,123 s of training in one process; this one is
+#   ~3 x 307/223 of that, ~77 min in one process, one thread. The two models' lanes are independent
+#   (the layer figure of a model needs only that model's methods table), so `MODELS=fmnist_cnn` and
+#   `MODELS=fmnist_vit SKIP_REPORT=1` can run side by side on 2 cores (one thread each), then the report:
+#     MODELS= bash scripts/study_small_models_digits.sh   # no training left: tables, curves, measure
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=results/small-models-digits
 X=(experiment=small_models_digits trainer.measure_efficiency=false "$@")
-SWEEP=(protocol.budget=2 "protocol.seeds=[0]")   # the layer figure's own, smaller protocol
+SWEEP=("protocol.seeds=[0]")   # the layer figure's own protocol: one final seed
 SWEEP_DIR="$PWD/$OUT/layer-sweep/runs"
 CACHE="${TMPDIR:-/tmp}/apbench-small-models-digits-prefix"   # shared frozen-prefix activations (a cache only)
 export OMP_NUM_THREADS=1
@@ -69,17 +71,24 @@ sweep() {  # sweep METHOD MODEL POINTS [overrides]: the layer figure, only the m
   run -m "${X[@]}" "${SWEEP[@]}" model=$model method=$method method.layers=$points "$@" "paths.results_dir=$SWEEP_DIR"
 }
 
-# One process at a time (two in parallel beside the machine's other jobs ran 10x slower, see above);
-# the cheap CNN first, so the layer figure of at least one model exists early.
-run -m "${X[@]}" model=fmnist_cnn method=linear_probe,ap,norm_tuning,full_ft
-sweep ap fmnist_cnn input,0,1,2,3,4,5,6,7,8 method.space.method.layers=null
-sweep norm_tuning fmnist_cnn 0,1,2,3,4,5,6,7,8 'method.kinds=[batchnorm]' method.where=block
-run -m "${X[@]}" model=fmnist_vit method=linear_probe,ap,vpt,e2vpt_no_pruning   # vpt's default is 10 tokens
-run -m "${X[@]}" model=fmnist_vit method=gated_prompt method.num_tokens=10
-run -m "${X[@]}" model=fmnist_vit method=norm_tuning,full_ft
-sweep ap fmnist_vit input,0,1,2,3,4,5,6 method.space.method.layers=null
-sweep norm_tuning fmnist_vit 0,1,2,3,4,5,6 'method.kinds=[layernorm]' method.where=after
-if [ "${PLAN_ONLY:-0}" = 1 ]; then exit $status; fi
+fmnist_cnn() {
+  run -m "${X[@]}" model=fmnist_cnn method=linear_probe,ap,norm_tuning,full_ft
+  sweep ap fmnist_cnn input,0,1,2,3,4,5,6,7,8 method.space.method.layers=null
+  sweep norm_tuning fmnist_cnn 0,1,2,3,4,5,6,7,8 'method.kinds=[batchnorm]' method.where=block
+}
+fmnist_vit() {
+  run -m "${X[@]}" model=fmnist_vit method=linear_probe,ap,vpt,e2vpt_no_pruning   # vpt's default is 10 tokens
+  run -m "${X[@]}" model=fmnist_vit method=gated_prompt method.num_tokens=10
+  run -m "${X[@]}" model=fmnist_vit method=norm_tuning,full_ft
+  sweep ap fmnist_vit input,0,1,2,3,4,5,6 method.space.method.layers=null
+  sweep norm_tuning fmnist_vit 0,1,2,3,4,5,6 'method.kinds=[layernorm]' method.where=after
+}
+# The cheap CNN first, so the layer figure of at least one model exists early.
+for model in ${MODELS-fmnist_cnn fmnist_vit}; do
+  case $model in fmnist_cnn|fmnist_vit) "$model" ;;
+    *) echo "MODELS: unknown model '$model' (choices: fmnist_cnn fmnist_vit)" >&2; exit 2 ;; esac
+done
+if [ "${PLAN_ONLY:-0}" = 1 ] || [ "${SKIP_REPORT:-0}" = 1 ]; then exit $status; fi
 
 apbench results "$OUT/runs" --out "$OUT" --reference linear_probe
 apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep"

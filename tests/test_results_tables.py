@@ -233,3 +233,17 @@ def test_accuracy_cells_carry_n_and_an_interval_with_the_test_sample(tmp_path):
     row = accuracy_tables(df)[("effnet", "fixed")].loc["fmnist1k"]
     assert row.to_dict() == {"ap": "72.00 ± 2.00 (n=3) [68.41, 75.59]", "vp": "40.00 (n=1) [37.01, 43.07]"}
     assert accuracy_tables(df, interval=False)[("effnet", "fixed")].loc["fmnist1k", "ap"] == "72.00 ± 2.00"
+
+
+def test_a_reshaped_architecture_is_named_by_its_model_config(tmp_path):
+    """A timm architecture built with size kwargs (the bundled 1/4-width ResNet-18) is not the model its
+    timm name says: tables name it by its model config; an unmodified architecture keeps its timm name."""
+    small = record("small-0", "digits", "linear_probe", 0, 70.0, model="resnet18")
+    small |= {"model_config": "fmnist_cnn", "config": {"model": {"kwargs": {"channels": [16, 32, 64, 128]}}}}
+    plain = record("plain-0", "digits", "linear_probe", 0, 80.0, model="resnet18")
+    plain |= {"model_config": "resnet18_tv", "config": {"model": {"kwargs": {}}}}
+    write_all(tmp_path, [small, plain])
+    df, _ = load_records(tmp_path)
+    assert dict(zip(df["run_id"], df["model"])) == {"small-0": "fmnist_cnn", "plain-0": "resnet18"}
+    tables = accuracy_tables(df, interval=False)
+    assert sorted(tables) == [("fmnist_cnn", "fixed"), ("resnet18", "fixed")]

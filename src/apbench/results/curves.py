@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cells import selections
+from .frame import model_label
 
 TAIL = 0.2        # the last 20 % of the epochs
 TOLERANCE = 1.0   # points of val top-1
@@ -58,7 +59,7 @@ def load_records(runs_dir: str | Path) -> list[dict]:
 
 def _label(rec: dict) -> str:
     m = (rec.get("config") or {}).get("method") or {}
-    parts = [str(rec.get("dataset")), str(rec.get("model")), str(rec.get("method"))]
+    parts = [str(rec.get("dataset")), str(model_label(rec)), str(rec.get("method"))]
     for key in ("variant", "head", "shape", "placement"):
         if m.get(key) not in (None, "linear", "auto"):
             parts.append(f"{key}={m[key]}")

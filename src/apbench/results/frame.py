@@ -35,6 +35,7 @@ VARIANT_KEYS = {"ap": "shape", "vp": "variant", "vpt": "variant", "adapter": "va
 def _rows(record: dict) -> list[dict]:
     """One row per cell the run belongs to: a final run several selections reached is in each."""
     row = {k: record.get(k) for k in TOP_KEYS}
+    row["model"] = model_label(record)
     row.update({s: record.get(s) or {} for s in SECTIONS})  # json_normalize flattens these
     error = record.get("error") or {}
     row["error_type"], row["error_message"] = error.get("type"), error.get("message")
@@ -48,6 +49,15 @@ def _rows(record: dict) -> list[dict]:
         key = cell_key(record, sel)
         rows.append(row | {"cell": cell_id(key), "_cell_key": key, "reached_by": max(1, len(sels))})
     return rows
+
+
+def model_label(record: dict) -> str | None:
+    """The timm architecture the run built, or its model config's name when the config's ``kwargs``
+    reshape that architecture: a resnet18 at 1/4 width is not what a reader takes ``resnet18`` to be."""
+    model_cfg = (record.get("config") or {}).get("model") or {}
+    if model_cfg.get("kwargs") and record.get("model_config"):
+        return str(record["model_config"])
+    return record.get("model")
 
 
 def _variant(record: dict) -> str:
