@@ -26,3 +26,16 @@ def follow_umask(path_or_fd) -> None:
         os.fchmod(path_or_fd, mode)
     else:
         os.chmod(path_or_fd, mode)
+
+
+def make_writable_dir(path) -> bool:
+    """Create folder ``path`` (and its parents) and write a probe file in it; ``OSError`` when either
+    fails. True when this call created the folder. (Folder modes say too little: ACLs, read-only mounts.)"""
+    import tempfile
+    from pathlib import Path
+    path = Path(path)
+    existed = path.is_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path):
+        pass
+    return not existed

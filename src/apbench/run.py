@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -12,6 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import identity, lease
+from .filemode import make_writable_dir
 from .results.store import SCHEMA_VERSION, finished_ok, read_record, write_record
 from .validate import ConfigError, InputError, validate
 
@@ -38,18 +38,15 @@ class RecordWriteError(OSError):
 def _check_writable(rdir: Path, key: str) -> bool:
     """Fail before any work when the run folder cannot be written; True when this call created it."""
     fix = "set paths.results_dir (or paths.root_dir) to a folder you can write"
+    existed = rdir.is_dir()
     try:
-        existed = rdir.is_dir()
-        rdir.mkdir(parents=True, exist_ok=True)
+        make_writable_dir(rdir)
     except OSError as e:
+        if rdir.is_dir():
+            raise InputError(f"the run folder {rdir} is not writable ({e.strerror or e}); make it writable "
+                             f"(chmod u+w {rdir}) or {fix}") from None
         raise InputError(f"{key}={rdir.parent} is not a writable folder ({e.strerror or e}): cannot create "
                          f"the run folder {rdir}; {fix}") from None
-    try:
-        with tempfile.TemporaryFile(dir=rdir):
-            pass
-    except OSError as e:
-        raise InputError(f"the run folder {rdir} is not writable ({e.strerror or e}); make it writable "
-                         f"(chmod u+w {rdir}) or {fix}") from None
     return not existed
 
 

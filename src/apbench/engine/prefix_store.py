@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ..filemode import follow_umask
+from ..filemode import follow_umask, make_writable_dir
 
 STORE_VERSION = 1
 
@@ -83,9 +83,7 @@ class PrefixStore:
 
     def check_writable(self) -> None:
         """Raise ``OSError`` when the folder cannot be created or written."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-"):
-            pass
+        make_writable_dir(self.root)
 
     @staticmethod
     def key(model_fp: str, point: str, dtype: torch.dtype, amp: str, batch_size: int, device: torch.device,
