@@ -44,6 +44,15 @@ def _capture(monkeypatch):
     return figs
 
 
+def _layers_named(label: str) -> list[int]:
+    """'0,2-4' -> [0, 2, 3, 4]"""
+    out = []
+    for part in label.split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
 def _bars_inside(ax) -> bool:
     lo, hi = ax.get_ylim()
     ys = [seg[:, 1] for coll in ax.collections for seg in coll.get_segments()]
@@ -66,9 +75,12 @@ def test_cost_plot_legend_fits_and_bars_are_whole(many_cells, tmp_path, monkeypa
     for ax in axes:
         assert _bars_inside(ax)
         assert ax.get_xscale() == "log"
-        # every AP layer labelled (coinciding points share one label), and vp[flm] listed, not drawn
-        labels = ",".join(t.get_text() for t in ax.texts if not t.get_text().startswith("below"))
-        assert sorted(labels.split(","), key=int) == [str(k) for k in range(20)]
+        # every AP layer labelled once (crowded points share one label, "4-7,9"), no label on another,
+        # and vp[flm] listed, not drawn
+        texts = [t for t in ax.texts if not t.get_text().startswith("below")]
+        assert sorted(_layers_named(",".join(t.get_text() for t in texts))) == list(range(20))
+        boxes = [t.get_window_extent() for t in texts]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
         assert ax.get_ylim()[0] > 40
 
 

@@ -7,6 +7,7 @@ intervals of ``results.stats`` (test sample included) and the y range always hol
 from __future__ import annotations
 
 import math
+import re
 import os
 from pathlib import Path
 
@@ -139,20 +140,60 @@ def _short(v: float) -> str:
             else f"{v:.0f}" if v >= 100 else f"{v:.3g}")
 
 
-def _layer_labels(ax, xs, ys, layers, colour) -> None:
-    """Each AP point's layer next to it; points that coincide (same cost, accuracy within 0.3) share
-    one label ("6,7,8"), so a label never sits on another."""
-    groups: list[list] = []
-    for x, y, layer in zip(xs, ys, layers):
-        for g in groups:
-            if abs(math.log(x / g[0])) < 0.02 and abs(y - g[1]) < 0.3:
-                g[2].append(layer)
-                break
+def _compact(layers: list[str]) -> str:
+    """'4,5,6,7,9' -> '4-7,9': runs of consecutive block indices as ranges, other names as they are."""
+    parts: list[list] = []
+    for name in layers:
+        if re.fullmatch(r"\d+", name) and parts and isinstance(parts[-1][1], int) and int(name) == parts[-1][1] + 1:
+            parts[-1][1] = int(name)
         else:
-            groups.append([x, y, [layer]])
-    for x, y, names in groups:
-        ax.annotate(",".join(names), (x, y), xytext=(2, 4), textcoords="offset points", fontsize=6,
-                    color=colour, rotation=45)
+            parts.append([name, int(name) if re.fullmatch(r"\d+", name) else None])
+    return ",".join(a if b is None or str(b) == a else f"{a}-{b}" for a, b in parts)
+
+
+LABEL_OFFSETS = ((2, 4), (2, -12), (-14, 4), (-14, -12))  # points from the marker, tried in order
+
+
+def _absorb(group: tuple, mine: list, renderer) -> None:
+    """Relabel ``group`` with its names; a grown label that now overlaps another of ``mine`` takes it in
+    too, until none overlaps."""
+    while True:
+        group[1].sort(key=layer_sort_key)
+        group[0].set_text(_compact(group[1]))
+        box = group[0].get_window_extent(renderer)
+        other = next((m for m in mine if m is not group and m[0].get_window_extent(renderer).overlaps(box)), None)
+        if other is None:
+            return
+        mine.remove(other)
+        other[0].remove()
+        group[1].extend(other[1])
+
+
+def _layer_labels(ax, xs, ys, layers, colour, placed: list) -> None:
+    """Each AP point's layer next to it (a series in layer order). A label that would overlap one of the
+    same series joins it ('4-16': AP's parameter count barely changes with depth, so a sweep's points
+    crowd together); one that would overlap another series' label tries the other corners. ``placed``
+    holds the axes' labels so far (the series share it). Call once the limits are final."""
+    renderer = ax.figure.canvas.get_renderer()
+    mine: list[tuple] = []  # (artist, names) of this series
+    def label(x, y, text, offset):
+        return ax.annotate(text, (x, y), xytext=offset, textcoords="offset points", fontsize=6, color=colour,
+                           rotation=45)
+    for x, y, name in zip(xs, ys, layers):
+        for offset in LABEL_OFFSETS:
+            art = label(x, y, name, offset)
+            box = art.get_window_extent(renderer)
+            same = next((m for m in mine if m[0].get_window_extent(renderer).overlaps(box)), None)
+            if same is not None:
+                art.remove()
+                same[1].append(name)
+                _absorb(same, mine, renderer)
+                break
+            if not any(b.get_window_extent(renderer).overlaps(box) for b in placed) or offset == LABEL_OFFSETS[-1]:
+                mine.append((art, [name]))
+                break
+            art.remove()
+    placed.extend(a for a, _ in mine)
 
 
 def pareto_front(cost, acc) -> list[int]:
@@ -214,12 +255,13 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
                 # value rather than drawn: the range then resolves the rest, and no bar is cut.
                 far = p["ci_hi"] < p["mean"].max() - FAR_BELOW
                 shown = p[~far]
+                to_label = []
                 for s in series:
                     c = shown[shown["series"] == s]
                     c = c.iloc[sorted(range(len(c)), key=lambda i: layer_sort_key(c["layers"].iloc[i]))]
                     ax.errorbar(c[col] * scale, c["mean"], yerr=_yerr(c), marker="o", ms=4, capsize=2,
                                 lw=1, color=style[s][1], zorder=3)
-                    _layer_labels(ax, list(c[col] * scale), list(c["mean"]), list(c["layers"]), style[s][1])
+                    to_label.append((list(c[col] * scale), list(c["mean"]), list(c["layers"]), style[s][1]))
                 for lab in singles:
                     c = shown[shown["label"] == lab]
                     if len(c):
@@ -233,6 +275,10 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
                 ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
                 ax.xaxis.set_minor_formatter(NullFormatter())
                 _ylim(ax, shown["ci_lo"], shown["ci_hi"])
+                ax.get_xlim()  # settles the log axis's autoscaled limits, which the labels' placement reads
+                placed: list = []
+                for args in to_label:
+                    _layer_labels(ax, *args, placed)
                 if far.any() and len(datasets) == 1:  # one dataset: the legend says it, off the data
                     below |= dict(zip(p.loc[far, "label"], p.loc[far, "mean"]))
                     below_in_series |= {lab: s for lab, s in zip(p.loc[far, "label"], p.loc[far, "series"])
