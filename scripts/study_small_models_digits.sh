@@ -19,16 +19,18 @@
 #   seeds 0, 1, 2; 32 px; batch 32 (linear-rule lrs rescaled by 32/256); prompt methods at 10 tokens
 #   (vpt's default; gated_prompt's reference 100 was for ViT-B's 196 patch tokens, this ViT has 64;
 #   e2vpt_no_pruning at its defaults, 5 visual + 5 key-value tokens).
-#   Layer figure: the method's own lr candidates in full at every point (the shared rule: a space of N
-#   points or fewer is run whole; AP 4, norm tuning 5), one final seed (0); the head lr (and norm's weight
-#   decay) fixed at what the methods-table cell of the same method and model chose on val (read from its
-#   final record).
+#   Layer figure: at every point the methods table's selection, the layer fixed: N = 8 select runs from
+#   the method's own space (AP: 4 prompt lrs x 2 head lrs, the whole grid; norm tuning: 5 lrs x 4 head lrs
+#   x 2 weight decays, halton(seed=0)), one final seed (0). (A first try of this version fixed the head lr
+#   at the methods-table cell's choice: norm tuning's, chosen with every norm layer trained, was 1e-3, and
+#   one block's BNs with that head stayed 20 points below the linear probe; the head's lr is the method's
+#   to search, so it is searched at every point.)
 #   Runs:
 #     methods   fmnist_cnn: linear_probe, full_ft, norm_tuning, ap (layer on val)    4 jobs, 44 runs (32 + 12)
 #               fmnist_vit: the same + vpt, gated_prompt, e2vpt_no_pruning           7 jobs, 77 runs (56 + 21)
-#     layers    AP:   fmnist_cnn input,0..8 (10 jobs), fmnist_vit input,0..6 (8 jobs): 18 x (4 + 1) = 90
-#               norm: fmnist_cnn 0..8 (9 jobs), fmnist_vit 0..6 (7 jobs):               16 x (5 + 1) = 96
-#     total     121 + 186 = 307 runs
+#     layers    AP:   fmnist_cnn input,0..8 (10 jobs), fmnist_vit input,0..6 (8 jobs): 18 x (8 + 1) = 162
+#               norm: fmnist_cnn 0..8 (9 jobs), fmnist_vit 0..6 (7 jobs):               16 x (8 + 1) = 144
+#     total     121 + 306 = 427 runs
 #   Time: the first version's 223 runs at E = 1 took 1,123 s of training in one process; this one is
 #   ~3 x 307/223 of that, ~77 min in one process, one thread. The two models' lanes are independent
 #   (the layer figure of a model needs only that model's methods table), so `MODELS=fmnist_cnn` and
@@ -46,28 +48,8 @@ status=0
 if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure none; }
 else run() { apbench run "$@" trainer.prefix_cache_dir="$CACHE" || status=$?; }; fi
 
-# The choice of the methods-table cell (method, model) on val, from its final record: "head_lr weight_decay".
-chosen() {
-  python - "$OUT/runs" "$1" "$2" <<'PY'
-import json, pathlib, sys
-out, method, model = sys.argv[1:]
-for p in sorted(pathlib.Path(out).glob("*/record.json")):
-    r = json.loads(p.read_text())
-    if (r.get("method"), r.get("config", {}).get("model", {}).get("id"), r.get("stage"), r.get("status")) \
-            == (method, model, "final", "ok"):
-        print(r["hparams"]["head_lr"], r["hparams"]["weight_decay"]); break
-PY
-}
-sweep() {  # sweep METHOD MODEL POINTS [overrides]: the layer figure, only the method's lr searched
+sweep() {  # sweep METHOD MODEL POINTS [overrides]: the layer figure, the method's own space minus the layer
   local method=$1 model=$2 points=$3; shift 3
-  local hw; hw=$(chosen "$method" "$model")
-  if [ -z "$hw" ]; then
-    if [ "${PLAN_ONLY:-0}" = 1 ]; then hw="1e-3 0"   # any value: the run count does not depend on it
-    else echo "no finished $method cell for $model in $OUT/runs: the methods table must come first" >&2; status=2; return; fi
-  fi
-  set -- "$@" "method.space.head_lr=[${hw% *}]"
-  # norm tuning's space also searches weight decay (AP's has none: its recipe's 0 stays)
-  if [ "$method" = norm_tuning ]; then set -- "$@" "method.space.weight_decay=[${hw#* }]"; fi
   run -m "${X[@]}" "${SWEEP[@]}" model=$model method=$method method.layers=$points "$@" "paths.results_dir=$SWEEP_DIR"
 }
 
