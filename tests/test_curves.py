@@ -16,7 +16,13 @@ def test_convergence_over_the_last_fifth_of_the_epochs():
     r = curves.convergence(_hist([10, 20, 30, 40, 50, 60, 65, 70, 75, 80]))
     assert r == {"converged": False, "max_val": 80, "tail_min": 75, "tail_epochs": 2, "epochs": 10}
     # A peak early and a drop of more than a point at the end: not converged (final epoch is reported).
-    assert curves.convergence(_hist([80, 79, 78, 77, 76]))["converged"] is False     # tail = last 1 epoch
+    assert curves.convergence(_hist([80, 79, 78, 77, 76]))["converged"] is False     # tail = last 2 epochs
+    # Three epochs: the tail is two (one score cannot "stay"), so a curve still rising at the end fails.
+    assert curves.convergence(_hist([70, 80, 82])) == {"converged": False, "max_val": 82, "tail_min": 80,
+                                                       "tail_epochs": 2, "epochs": 3}
+    assert curves.convergence(_hist([70, 81.5, 82]))["converged"] is True
+    # One epoch of val cannot tell.
+    assert curves.convergence(_hist([82]))["converged"] is None
     assert curves.convergence(_hist([80, 79.5, 79.2, 79.1, 79.0]))["converged"] is True
     assert curves.convergence([{"epoch": 1, "train_loss": 1.0}])["converged"] is None  # a final run: no val
 
@@ -34,7 +40,7 @@ def test_cells_group_final_runs_by_their_selection(tmp_path):
         (tmp_path / "runs" / r["run_id"] / "record.json").write_text(json.dumps(r))
     rows = curves.write(tmp_path / "runs", tmp_path / "out")
     assert rows == [{"cell": "d m ap layers=8", "select_run": "s1", "converged": True, "max_val": 61, "tail_min": 61,
-                     "tail_epochs": 1, "epochs": 5, "final_runs": 3}]
+                     "tail_epochs": 2, "epochs": 5, "final_runs": 3}]
     [cell] = curves.cells_of(curves.load_records(tmp_path / "runs"))
     assert [r["seed"] for r in cell.finals] == [0, 1, 2]
     assert (tmp_path / "out" / "curve-d_m_ap_layers=8.png").stat().st_size > 0

@@ -80,7 +80,7 @@ NOT_RUN = {
     "bash scripts/study_cpu_lite0_fmnist1k.sh": "the CPU study: hours of training",
     "PLAN_ONLY=1 bash scripts/study_cpu_lite0_fmnist1k.sh": "times 34 cells with `apbench plan --measure each` (minutes)",
     "PYTHONPATH=src python scripts/study_cnn_vs_vit.py --jobs 2": "the digits study: ~30 min of training",
-    "bash scripts/study_small_models_digits.sh": "the small-model study on digits: 307 runs, ~80 min of training in one lane",
+    "bash scripts/study_small_models_digits.sh": "the small-model study on digits: 427 runs, about an hour on 2 cores",
     "PLAN_ONLY=1 bash scripts/study_small_models_digits.sh": "composes its 8 sweeps with `apbench plan` (minutes)",
     "PYTHONPATH=src python scripts/study_cnn_vs_vit.py --report": "rewrites the committed tables and plots in results/",
     "PYTHONPATH=src python benchmarks/loader_throughput.py": "a timing benchmark (about 1 min)",

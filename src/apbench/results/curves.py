@@ -7,7 +7,8 @@ A cell of a selection protocol is the set of final runs that share one selection
 * the train loss per epoch of each final run.
 
 A cell counts as converged when its chosen select run's val top-1 over the last 20 % of the epochs
-stays within 1 point of that run's maximum. A cell that does not converge needs more epochs or leaves
+(at least two: one score cannot "stay", and a curve whose maximum is its last epoch would pass) stays
+within 1 point of that run's maximum; one epoch of val cannot tell. A cell that does not converge needs more epochs or leaves
 the headline comparison, with the reason stated.
 
     python -m apbench.results.curves RUNS_DIR --out OUT_DIR   # one PNG per cell + convergence.csv/.md
@@ -37,11 +38,12 @@ class Cell:
 
 def convergence(history: list[dict], tail: float = TAIL, tolerance: float = TOLERANCE) -> dict:
     """``{"converged", "max_val", "tail_min", "tail_epochs", "epochs"}`` for one run's per-epoch history;
-    ``converged`` is None when the history has no val scores (a final run, or an old record)."""
+    ``converged`` is None when the history has no val scores (a final run, or an old record) or only one."""
     vals = [h.get("val_top1") for h in history]
-    if not vals or any(v is None for v in vals):
-        return {"converged": None, "max_val": None, "tail_min": None, "tail_epochs": 0, "epochs": len(vals)}
-    k = max(1, math.ceil(tail * len(vals)))
+    if len(vals) < 2 or any(v is None for v in vals):
+        best = vals[0] if len(vals) == 1 and vals[0] is not None else None
+        return {"converged": None, "max_val": best, "tail_min": best, "tail_epochs": 0, "epochs": len(vals)}
+    k = max(2, math.ceil(tail * len(vals)))
     best, tail_min = max(vals), min(vals[-k:])
     return {"converged": tail_min >= best - tolerance, "max_val": best, "tail_min": tail_min,
             "tail_epochs": k, "epochs": len(vals)}
@@ -148,12 +150,13 @@ def write(runs_dir: str | Path, out_dir: str | Path) -> list[dict]:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows({k: r[k] for k in keys} for r in rows)
-    lines = [f"Convergence: the chosen select run's val top-1 over the last {TAIL:.0%} of epochs within "
+    lines = [f"Convergence: the chosen select run's val top-1 over the last {TAIL:.0%} of epochs (at least 2) within "
              f"{TOLERANCE:g} point of its maximum.", "", "| cell | converged | max val | min over tail | epochs |",
              "|---|---|---|---|---|"]
     for r in rows:
         fmt = (lambda v: "-" if v is None else f"{v:.2f}")
-        verdict = {True: "yes", False: "**no**", None: "no val"}[r["converged"]]
+        verdict = ({True: "yes", False: "**no**"}.get(r["converged"])
+                   or ("one epoch: cannot tell" if r["max_val"] is not None else "no val"))
         lines.append(f"| {r['cell']} | {verdict} | {fmt(r['max_val'])} | {fmt(r['tail_min'])} | {r['epochs']} |")
     (out / "convergence.md").write_text("\n".join(lines) + "\n")
     return rows
