@@ -97,6 +97,7 @@ def plot_cell(cell: Cell, path: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
     hist = cell.select.get("history") or []
     epochs = [h["epoch"] for h in hist]
@@ -106,9 +107,10 @@ def plot_cell(cell: Cell, path: Path) -> Path:
     if check["converged"] is not None:
         left.axhline(check["max_val"] - TOLERANCE, color="gray", ls=":", lw=1, label=f"max - {TOLERANCE:g}")
         left.axvspan(epochs[-check["tail_epochs"]] - 0.5, epochs[-1] + 0.5, color="gray", alpha=0.12,
-                     label=f"last {TAIL:.0%} of epochs")
+                     label=f"tail: last {check['tail_epochs']} epochs ({TAIL:.0%}, at least 2)")
     left.set(xlabel="epoch", ylabel="val top-1 (%)",
-             title="converged" if check["converged"] else "NOT converged" if check["converged"] is False else "no val")
+             title={True: "converged", False: "NOT converged"}.get(check["converged"])
+             or ("one epoch: cannot tell" if check["max_val"] is not None else "no val"))
     left.legend(fontsize=7)
     right.plot(epochs, [h.get("train_loss") for h in hist], marker="o", ms=3, label="chosen select run (train)")
     for r in cell.finals:
@@ -116,7 +118,13 @@ def plot_cell(cell: Cell, path: Path) -> Path:
         right.plot([h["epoch"] for h in fh], [h.get("train_loss") for h in fh], lw=1,
                    label=f"final seed {r.get('seed')} (train+val)")
     right.set(xlabel="epoch", ylabel="train loss", yscale="log")
+    lo, hi = right.get_ylim()
+    if hi < 10 * lo:  # within a decade the minor ticks carry the only labels: plain numbers, not 2x10^0
+        right.yaxis.set_minor_formatter(ScalarFormatter())
+        right.yaxis.set_major_formatter(ScalarFormatter())
     right.legend(fontsize=7)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     chosen = ((selections(cell.finals[0]) or [{}])[0].get("chosen", {}) if cell.finals else {})
     fig.suptitle(f"{cell.label}\nchosen: {json.dumps(chosen)}", fontsize=8)
     fig.tight_layout()
