@@ -200,7 +200,8 @@ def test_variants_of_one_method_never_share_a_cell(tmp_path):
 
 def test_method_table_per_dataset(tmp_path):
     from apbench.results.tables import method_tables
-    chose = {"val_top1": [{"lr": 0.01, "val_top1": 81.5}, {"lr": 0.1, "val_top1": 79.0}]}
+    chose = {"val_top1": [{"lr": 0.01, "val_top1": 81.5}, {"lr": 0.1, "val_top1": 79.0}],
+             "compute": {"runs": 2, "train_steps": 600, "wall_time_s": 150.0}}
     recs = [record(f"ap8-{s}", "fmnist1k", "ap", s, a, layers=["8"], protocol="vtab1k", edge=["lr=low"])
             for s, a in [(0, 70), (1, 72), (2, 74)]]                              # 72.00 ± 2.00†
     recs.append(record("lp-0", "fmnist1k", "linear_probe", 0, 65.0, protocol="vtab1k",
@@ -216,9 +217,10 @@ def test_method_table_per_dataset(tmp_path):
     assert list(table.index) == ["ap", "linear_probe"]
     # no interval: these records say neither how many test images there were nor what was predicted
     assert list(table.columns) == ["test top-1", "seeds", "95% CI", "lr", "head lr", "wd", "val (selection)",
-                                   "trainable params"]
-    assert table.loc["ap"].tolist() == ["72.00 ± 2.00\N{DAGGER}", 3, "-", "0.01", "-", "0", 81.5, 10]
-    assert table.loc["linear_probe"].tolist() == ["65.00", 1, "-", "-", "0.05", "0", 81.5, 7]
+                                   "N select", "select steps", "select wall", "trainable params"]
+    # the selection: 2 select runs, 600 steps, 150 s = 2.5 min
+    assert table.loc["ap"].tolist() == ["72.00 ± 2.00\N{DAGGER}", 3, "-", "0.01", "-", "0", 81.5, 2, 600, "2.5 min", 10]
+    assert table.loc["linear_probe"].tolist() == ["65.00", 1, "-", "-", "0.05", "0", 81.5, 2, 600, "2.5 min", 7]
 
 
 def test_accuracy_cells_carry_n_and_an_interval_with_the_test_sample(tmp_path):

@@ -150,18 +150,26 @@ def _selection_val(hparams_selected) -> float:
     return max(scores) if scores else float("nan")
 
 
+# The selection's summed compute, as the protocol writes it into each final record.
+SELECTION_COMPUTE = {"hparams.selected_from.compute.runs": "select_runs",
+                     "hparams.selected_from.compute.train_steps": "select_steps",
+                     "hparams.selected_from.compute.wall_time_s": "select_wall"}
+
+
 def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     """{(model, protocol, dataset): table}, one row per method label: test top-1 mean ± std over the
     final seeds (``accuracy_stats``), their number, the lr, head lr and weight decay the protocol chose
     (an lr no optimizer group used is '-'), the validation score that chose it, and trainable
-    parameters. The single-dataset view of a study;
+    parameters; the selection's budget and what it cost (``N select``: select runs; ``select steps``:
+    their optimizer steps; ``select wall``: their summed wall-clock, which depends on the machine's load).
+    The single-dataset view of a study;
     † = grid edge. ``95% CI``: see ``results.stats.cell_interval`` (test sample included)."""
     ok = final_ok(df).copy()
     if ok.empty:
         return {}
     sel = ok.get("hparams.selected_from.val_top1", pd.Series([None] * len(ok), index=ok.index))
     ok["val_selected"] = [_selection_val(v) if isinstance(v, list) else float("nan") for v in sel]
-    for col in ("hparams.lr", "hparams.head_lr", "hparams.weight_decay"):
+    for col in ("hparams.lr", "hparams.head_lr", "hparams.weight_decay", *SELECTION_COMPUTE):
         ok[col] = pd.to_numeric(ok[col], errors="coerce") if col in ok else float("nan")
     # A method whose optimizer holds the head alone (the linear probe) carries an `lr` nothing used.
     if "optimizer_groups" in ok:
@@ -170,7 +178,8 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     chosen = lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique())) or "-"  # noqa: E731
     extra = ok.groupby(keys, dropna=False).agg(
         lr=("hparams.lr", chosen), head_lr=("hparams.head_lr", chosen), wd=("hparams.weight_decay", chosen),
-        val=("val_selected", "first"), params=("params.trainable", "mean"))
+        val=("val_selected", "first"), params=("params.trainable", "mean"),
+        **{name: (col, "first") for col, name in SELECTION_COMPUTE.items()})
     from .stats import cell_stats
     ci = cell_stats(df).set_index(keys)[["ci_lo", "ci_hi", "ci"]]
     stats = accuracy_stats(df).set_index(keys).join(extra).join(ci)
@@ -183,6 +192,9 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
             "95% CI": [f"[{lo:.2f}, {hi:.2f}]" if not pd.isna(lo) else "-" for lo, hi in zip(part["ci_lo"], part["ci_hi"])],
             "lr": part["lr"], "head lr": part["head_lr"], "wd": part["wd"],
             "val (selection)": part["val"].round(2),
+            "N select": part["select_runs"].round().astype("Int64"),
+            "select steps": part["select_steps"].round().astype("Int64"),
+            "select wall": [f"{v / 60:.1f} min" if not pd.isna(v) else "-" for v in part["select_wall"]],
             "trainable params": part["params"].round().astype("Int64"),
         }, index=part.index)
         tables[(str(model), str(protocol), str(dataset))] = table.reindex(label_order(table.index)).rename_axis("method")
