@@ -1,6 +1,7 @@
 """Cost plots people can read: the Pareto front by hand, a legend no taller than its axes with 30+
 cells, error bars (95 % intervals) never cut by the y range, AP one series with layer labels."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from apbench.results import plots
@@ -157,3 +158,11 @@ def test_layer_wise_norm_tuning_is_a_curve_beside_ap(tmp_path, monkeypatch):
     [ax] = [a for a in figs[path.name].axes if a.get_visible()]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert len(ax.containers) == 1 and any(lab.startswith("norm_tuning (") for lab in labels)
+
+
+def test_a_far_point_that_fits_the_drawn_range_is_drawn():
+    # best mean 85; 'low' (61, [58, 64]) ends 21 under it but fits inside the range the drawn points
+    # span ([56, 88], from 'wide'), so it is drawn; 'lower' ([30, 36]) would stretch that range: listed.
+    p = pd.DataFrame({"mean": [85.0, 63.0, 61.0, 33.0], "ci_lo": [82.0, 56.0, 58.0, 30.0],
+                      "ci_hi": [88.0, 71.0, 64.0, 36.0]}, index=["best", "wide", "low", "lower"])
+    assert plots._far_below(p).to_dict() == {"best": False, "wide": False, "low": False, "lower": True}

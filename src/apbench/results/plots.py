@@ -196,6 +196,16 @@ def _layer_labels(ax, xs, ys, layers, colour, placed: list) -> None:
     placed.extend(a for a, _ in mine)
 
 
+def _far_below(p: pd.DataFrame) -> pd.Series:
+    """The points to list rather than draw: their interval ends ``FAR_BELOW`` under the best mean and
+    would stretch the range the others span by more than a tenth (a point that fits is drawn)."""
+    far = p["ci_hi"] < p["mean"].max() - FAR_BELOW
+    if far.all() or not far.any():
+        return far
+    lo, hi = p.loc[~far, "ci_lo"].min(), p.loc[~far, "ci_hi"].max()
+    return far & (p["ci_lo"] < lo - 0.1 * (hi - lo))
+
+
 def pareto_front(cost, acc) -> list[int]:
     """Indices of the points no other point beats on both (lower cost and higher accuracy), by cost."""
     order = sorted(range(len(cost)), key=lambda i: (cost[i], -acc[i]))
@@ -253,7 +263,7 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
                 front = pareto_front(list(xs), list(p["mean"]))
                 # Points far below the best (e.g. VP behind a label mapping) are listed with their
                 # value rather than drawn: the range then resolves the rest, and no bar is cut.
-                far = p["ci_hi"] < p["mean"].max() - FAR_BELOW
+                far = _far_below(p)
                 shown = p[~far]
                 to_label = []
                 for s in series:
