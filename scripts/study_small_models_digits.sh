@@ -6,7 +6,8 @@
 # layer is part of AP's N), 3 final seeds on train+val, tested once on the 797 test images. Then the
 # layer figure (its own results folder: it never feeds the methods table): AP at every point and
 # layer-wise norm tuning at every point (BatchNorm of one block for the CNN, the one LayerNorm right
-# after the point for the ViT), only the lr searched; then tables, curves, plots and the efficiency pass.
+# after the point for the ViT), each point searched like a methods-table cell with its layer fixed; then
+# tables, curves, plots and the efficiency pass.
 # Resumable: finished runs are skipped, so re-running completes only what is missing.
 #   bash scripts/study_small_models_digits.sh [extra overrides...]
 #   PLAN_ONLY=1 bash scripts/study_small_models_digits.sh     # run counts (apbench plan --measure none)
@@ -31,9 +32,10 @@
 #     layers    AP:   fmnist_cnn input,0..8 (10 jobs), fmnist_vit input,0..6 (8 jobs): 18 x (8 + 1) = 162
 #               norm: fmnist_cnn 0..8 (9 jobs), fmnist_vit 0..6 (7 jobs):               16 x (8 + 1) = 144
 #     total     121 + 306 = 427 runs
-#   Time: the first version's 223 runs at E = 1 took 1,123 s of training in one process; this one is
-#   ~3 x 307/223 of that, ~77 min in one process, one thread. The two models' lanes are independent
-#   (the layer figure of a model needs only that model's methods table), so `MODELS=fmnist_cnn` and
+#   Time: measured on 2026-12-01, the two lanes below side by side beside other jobs: 15:56-17:03, the
+#   records' wall_time_s summing to 4,684 s for the 427 runs (ViT methods 2,076 s, ViT layers 1,503 s,
+#   CNN methods 343 s, CNN layers 762 s). The two models' lanes are independent
+#   (the layer figure of a model needs only that model's methods table), so `MODELS=fmnist_cnn SKIP_REPORT=1` and
 #   `MODELS=fmnist_vit SKIP_REPORT=1` can run side by side on 2 cores (one thread each), then the report:
 #     MODELS= bash scripts/study_small_models_digits.sh   # no training left: tables, curves, measure
 set -euo pipefail
