@@ -10,12 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 import torch
 
-import apbench.run as run_module
 from apbench import lease
 from apbench.engine import checkpoint as ckpt
 from apbench.engine.prefix_store import PrefixStore
@@ -129,13 +129,13 @@ def test_a_read_only_run_folder_is_reported_by_its_own_name(tmp_path, monkeypatc
     rdir.mkdir(parents=True)
     rdir.chmod(0o555)
     if os.access(rdir, os.W_OK):  # root ignores the mode: refuse the write as the file system would
-        real = run_module.tempfile.TemporaryFile
+        real = tempfile.TemporaryFile  # the probe of filemode.make_writable_dir
 
         def refuse(*a, dir=None, **k):
             if dir is not None and os.path.samefile(dir, rdir):
                 raise PermissionError(13, "Permission denied", str(dir))
             return real(*a, dir=dir, **k)
-        monkeypatch.setattr(run_module.tempfile, "TemporaryFile", refuse)
+        monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
     tally.bad_inputs += 1
     try:
         with pytest.raises(InputError) as e:
