@@ -38,16 +38,14 @@ class RecordWriteError(OSError):
 def _check_writable(rdir: Path, key: str) -> bool:
     """Fail before any work when the run folder cannot be written; True when this call created it."""
     fix = "set paths.results_dir (or paths.root_dir) to a folder you can write"
-    existed = rdir.is_dir()
     try:
-        make_writable_dir(rdir)
+        return make_writable_dir(rdir)
     except OSError as e:
         if rdir.is_dir():
             raise InputError(f"the run folder {rdir} is not writable ({e.strerror or e}); make it writable "
                              f"(chmod u+w {rdir}) or {fix}") from None
         raise InputError(f"{key}={rdir.parent} is not a writable folder ({e.strerror or e}): cannot create "
                          f"the run folder {rdir}; {fix}") from None
-    return not existed
 
 
 def _clean_leftovers(rid: str, rdir: Path) -> None:
