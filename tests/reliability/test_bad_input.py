@@ -1,9 +1,11 @@
 """Bad input through the real CLI: exit non-zero, name the problem and the fix, write no record.
 
-The first cases are each their own ``python -m apbench ...`` process in its own folder; they run two
-at a time (all up front, in one module fixture) to fit the suite in two CPU cores. The later ones
-(issue 16) call the same entry point in-process, ``apbench.cli.main(argv)``, whose return value is
-the process's exit status (``__main__`` exits with it): each costs a validation, not a Python start.
+Every case calls the entry point ``apbench.cli.main(argv)``, whose return value is the process's exit
+status (``__main__`` exits with it), in-process: each costs a validation, not a Python start, and
+training is patched to fail the test if it starts. A few cases are also (or only) run as their own
+``python -m apbench ...`` process, two at a time in one module fixture: Hydra composition, a data
+error and a plain command as a user's shell sees them, and the full disk, which needs a file-size
+limit that only a child process can be given.
 """
 from __future__ import annotations
 
@@ -128,39 +130,72 @@ CASE_IDS = ["unknown_dataset", "unknown_model", "unknown_method", "unknown_launc
             "checkpoint_wrong_architecture", "checkpoint_not_a_checkpoint",
             "results_dir_not_writable", "disk_full", "results_no_dir", "results_no_records",
             "layers_bad_image_size", "unknown_command"]
+# Run as a real process too: composition, data and a non-run command as the shell sees them.
+SUBPROCESS_IDS = ["unknown_dataset", "unreadable_idx", "unknown_command", "disk_full"]
+SUBPROCESS_ONLY = {"disk_full"}  # RLIMIT_FSIZE would cap pytest's own files too
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory):
+def bad_input_dir(tmp_path_factory):
+    """The cases' files (corrupt data, a wrong checkpoint, ...), written once for the module."""
     w = tmp_path_factory.mktemp("bad_input")
     cases = _cases(w)
     assert sorted(cases) == sorted(CASE_IDS)
+    return w, cases
 
-    def one(item):
-        cid, (argv, expected, *extra) = item
-        root = w / "cases" / cid
-        root.mkdir(parents=True)
-        # each case writes under its own root, so "no record" is checked per case
-        argv = [a.replace(f"paths.root_dir={w}", f"paths.root_dir={root}") for a in argv]
-        out = apbench(*argv, cwd=root, **(extra[0] if extra else {}))
-        return cid, (out, expected, root)
+
+def _case(w: Path, cases: dict, cid: str, how: str):
+    """A case's argv with its own root (so "no record" is checked per case), its messages, kwargs."""
+    argv, expected, *extra = cases[cid]
+    root = w / how / cid
+    root.mkdir(parents=True)
+    argv = [a.replace(f"paths.root_dir={w}", f"paths.root_dir={root}") for a in argv]
+    return argv, expected, root, (extra[0] if extra else {})
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return records_under(root) + list(root.rglob("*.tmp")) + list(root.rglob("checkpoint.pt"))
+
+
+@pytest.fixture(scope="module")
+def outcomes(bad_input_dir):
+    w, cases = bad_input_dir
+
+    def one(cid):
+        argv, expected, root, popen = _case(w, cases, cid, "subprocess")
+        return cid, (apbench(*argv, cwd=root, **popen), expected, root)
 
     with ThreadPoolExecutor(2) as pool:
-        return dict(pool.map(one, cases.items()))
+        return dict(pool.map(one, SUBPROCESS_IDS))
 
 
-@pytest.mark.parametrize("cid", CASE_IDS)
+@pytest.mark.parametrize("cid", SUBPROCESS_IDS)
 def test_bad_input_is_refused_clearly_and_leaves_nothing(cid, outcomes, tally):
     out, expected, root = outcomes[cid]
     text = out.stdout + out.stderr
     tally.bad_inputs += 1
     missing = [e for e in expected if e not in text]
-    leftovers = records_under(root) + list(root.rglob("*.tmp")) + list(root.rglob("checkpoint.pt"))
     assert out.returncode != 0, f"exit 0 on bad input:\n{text[-2000:]}"
     assert out.returncode == (1 if cid == "disk_full" else 2), text[-2000:]  # 1: the record could not be written
     assert not missing, f"message lacks {missing}:\n{text[-2000:]}"
     assert "Traceback" not in out.stderr, out.stderr[-2000:]
-    assert leftovers == [], leftovers
+    assert _leftovers(root) == [], _leftovers(root)
+    tally.clear_errors += 1
+
+
+@pytest.mark.parametrize("cid", [c for c in CASE_IDS if c not in SUBPROCESS_ONLY])
+def test_bad_input_through_main_is_refused_before_training(cid, bad_input_dir, capsys, monkeypatch, tally):
+    from apbench import cell
+    w, cases = bad_input_dir
+    argv, expected, root, _ = _case(w, cases, cid, "in_process")
+    monkeypatch.setattr(cell, "fit", lambda *a, **k: pytest.fail("training started on bad input"))
+    tally.bad_inputs += 1
+    code, text = run_main(capsys, argv)
+    missing = [e for e in expected if e not in text]
+    assert code == 2, text[-2000:]
+    assert not missing, f"message lacks {missing}:\n{text[-2000:]}"
+    assert "Traceback" not in text, text[-2000:]
+    assert _leftovers(root) == [], _leftovers(root)
     tally.clear_errors += 1
 
 
@@ -276,7 +311,10 @@ QUIET = ["hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]  # no log
 def run_main(capsys, argv: list[str]) -> tuple[int, str]:
     from apbench.cli import main
     capsys.readouterr()
-    code = main([*argv, *QUIET] if argv[0] == "run" else argv)
+    try:
+        code = main([*argv, *QUIET] if argv[0] == "run" else argv)
+    except SystemExit as e:  # argparse's own refusals exit from inside main, as in the process
+        code = e.code
     out = capsys.readouterr()
     return code, out.out + out.err
 
