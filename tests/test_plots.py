@@ -133,6 +133,21 @@ def test_an_ap_layer_far_below_is_named_in_the_legend(tmp_path, monkeypatch):
     assert all(ax.get_ylim()[0] > 40 for ax in fig.axes if ax.get_visible())
 
 
+def test_the_front_is_drawn_through_drawn_points_only(tmp_path, monkeypatch):
+    """A cheap point far below is on the front but listed, not drawn: the front's line stays on the
+    drawn points and the x range is theirs (the small-model ViT plot ran its front out of the axes)."""
+    recs = [rec(f"ap{k}-{s}", "ap", 80.0 + k + s, s, layers=[str(k)], params=2000 + 1000 * k)
+            for k in range(3) for s in (0, 1)]
+    recs += [rec(f"nt-{s}", "norm_tuning", 30.0 + s, s, params=100) for s in (0, 1)]  # cheapest, far below
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_accuracy_vs_costs(records_frame(recs), tmp_path)
+    params_ax = figs[path.name].axes[0]
+    [front] = [line for line in params_ax.get_lines() if line.get_linestyle() == "--"]
+    assert list(front.get_xdata()) == [2000, 3000, 4000]
+    assert list(front.get_ydata()) == [80.5, 81.5, 82.5]
+    assert params_ax.get_xlim()[0] > 1000
+
+
 def test_layer_wise_norm_tuning_is_a_curve_beside_ap(tmp_path, monkeypatch):
     """Norm tuning at several points (a layer-wise sweep) is drawn as a curve on AP's axis, not as one
     horizontal reference line per point; norm tuning at one setting stays a reference line."""

@@ -277,10 +277,13 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
                     if len(c):
                         ax.errorbar(c[col] * scale, c["mean"], yerr=_yerr(c), marker=style[lab][0], ms=6,
                                     capsize=2, linestyle="", color=style[lab][1], zorder=3)
+                # The front is over every point; its members listed below the range are not drawn
+                # (a line down to them would leave the axes and stretch the x range to them).
+                front = [i for i in front if not far.iloc[i]]
                 fx, fy = xs.iloc[front].to_numpy(), p["mean"].iloc[front].to_numpy()
                 ax.step(fx, fy, where="post", color="0.4", linestyle="--", lw=1, zorder=2)
                 ax.set_xscale("log")
-                if xs.max() < 10 * xs.min():  # within one decade a power of 10 may not be in view: label 1, 2, 5 x 10^k
+                if xs.max() < 100 * xs.min():  # within two decades one power of 10 or none is in view: label 1, 2, 5 x 10^k
                     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
                 ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
                 ax.xaxis.set_minor_formatter(NullFormatter())
