@@ -19,10 +19,11 @@ from .config_dir import CONF_DIR  # noqa: F401  (also re-exported: `from apbench
 
 
 def _summary(rec: dict) -> str:
+    from .results.frame import model_label  # a reshaped architecture is named by its model config
     m = rec.get("metrics") or {}
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
     stage = " (select)" if rec.get("stage") == "select" else ""
-    return (f"[apbench] {rec['run_id']} {rec['status']}{stage}: {rec['dataset']} {rec['model']} {rec['method']} "
+    return (f"[apbench] {rec['run_id']} {rec['status']}{stage}: {rec['dataset']} {model_label(rec)} {rec['method']} "
             f"layers={','.join(rec.get('layers') or []) or '-'} seed={rec['seed']} "
             f"val={fmt(m.get('val_top1'))} test={fmt(m.get('test_top1'))}")
 
