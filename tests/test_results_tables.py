@@ -256,3 +256,23 @@ def test_the_console_line_names_a_reshaped_architecture_by_its_model_config():
     small = record("small-0", "digits", "linear_probe", 0, 70.0, model="resnet18")
     small |= {"model_config": "fmnist_cnn", "config": {"model": {"kwargs": {"channels": [16, 32, 64, 128]}}}}
     assert _summary(small).startswith("[apbench] small-0 ok: digits fmnist_cnn linear_probe layers=- seed=0 ")
+
+
+def test_a_vtab1k_table_of_no_vtab_dataset_has_no_group_rows(tmp_path):
+    """The VTAB-1k protocol on a dataset of one's own (the CPU study's fmnist1k): no natural /
+    specialized / structured rows of '-', no mean of one dataset."""
+    recs = [record(f"lp-{s}", "fmnist1k", "linear_probe", s, 80.0 + s) for s in (0, 1)]
+    for r in recs:
+        r["protocol"] = "vtab1k"
+    write_all(tmp_path, recs)
+    df, _ = load_records(tmp_path)
+    [table] = accuracy_tables(df, interval=False).values()
+    assert list(table.index) == ["fmnist1k"]
+
+
+def test_the_latex_table_names_the_index_in_its_header_row():
+    from apbench.results.tables import _tex
+    table = pd.DataFrame({"ap": ["81.0 ± 0.5"], "val": [86.0]}, index=pd.Index(["fmnist1k"], name="dataset"))
+    lines = _tex(table, index=True).splitlines()
+    assert lines[2].split() == ["dataset", "&", "ap", "&", "val", r"\\"]
+    assert lines[4] == r"fmnist1k & 81.0 $\pm$ 0.5 & 86.0 \\"

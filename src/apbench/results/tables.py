@@ -134,7 +134,7 @@ def accuracy_tables(df: pd.DataFrame, interval: bool = True) -> dict[tuple[str, 
         rows = sorted(groups.index, key=lambda d: (rank.get(groups[d], len(rank)), str(groups[d]), d))
         cols = label_order(part["label"])
         table = part.pivot(index="dataset", columns="label", values="cell").reindex(index=rows, columns=cols)
-        if protocol == "vtab1k":
+        if protocol == "vtab1k" and groups.isin(VTAB_GROUPS).any():  # not for a dataset of one's own alone
             means = part.pivot(index="dataset", columns="label", values="mean").reindex_like(table)
             table = pd.concat([table, _vtab_summary(means, groups)])
         table = table.fillna(MISSING_CELL)
@@ -284,7 +284,9 @@ def to_markdown(table: pd.DataFrame, index: bool = True) -> str:
 
 
 def _tex(table: pd.DataFrame, index: bool) -> str:
-    tex = table.to_latex(index=index, escape=True)
+    if index and table.index.name:  # its name in the header row, not on a row of its own under it
+        table, index = table.reset_index(), False
+    tex = table.to_latex(index=index, escape=True, float_format=str)  # 86.0 as in the .md, not 86.000000
     return tex.replace("±", r"$\pm$").replace(EDGE, r"$^{\dagger}$")
 
 
