@@ -52,8 +52,10 @@ X+=("$@")
 SWEEP_DIR="$PWD/$OUT/layer-sweep/runs"
 # A sweep with refused cells exits 2 after running the rest; go on with the other groups, fail at the end.
 status=0
+# Progress across sessions: the records on disk against the plan's 247 runs (121 + 126).
+progress() { echo "[study] $(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) of 247 runs recorded; next: $*"; }
 if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure each; }
-else run() { apbench run "$@" || status=$?; }; fi
+else run() { progress "${@:$((${#X[@]} + 2))}"; apbench run "$@" || status=$?; }; fi  # the args after -m and X
 
 # 1. The methods table: every method, its recipe, N select runs from its own space, 3 final seeds.
 run -m "${X[@]}" method=linear_probe,full_ft,norm_tuning,bitfit,lora,ssf,ap
