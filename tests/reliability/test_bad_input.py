@@ -179,7 +179,7 @@ def test_bad_input_is_refused_clearly_and_leaves_nothing(cid, outcomes, tally):
     assert out.returncode == (1 if cid == "disk_full" else 2), text[-2000:]  # 1: the record could not be written
     assert not missing, f"message lacks {missing}:\n{text[-2000:]}"
     assert "Traceback" not in out.stderr, out.stderr[-2000:]
-    assert _leftovers(root) == [], _leftovers(root)
+    assert (left := _leftovers(root)) == [], left
     tally.clear_errors += 1
 
 
@@ -195,7 +195,7 @@ def test_bad_input_through_main_is_refused_before_training(cid, bad_input_dir, c
     assert code == 2, text[-2000:]
     assert not missing, f"message lacks {missing}:\n{text[-2000:]}"
     assert "Traceback" not in text, text[-2000:]
-    assert _leftovers(root) == [], _leftovers(root)
+    assert (left := _leftovers(root)) == [], left
     tally.clear_errors += 1
 
 
@@ -331,7 +331,7 @@ def test_bad_input_in_process_is_refused_before_any_work(cid, tmp_path, capsys, 
     tally.bad_inputs += 1
     code, text = run_main(capsys, argv)
     missing = [e for e in expected if e not in text]
-    leftovers = records_under(tmp_path) + list(tmp_path.rglob("*.tmp")) + list(tmp_path.rglob("checkpoint.pt"))
+    leftovers = _leftovers(tmp_path)
     assert code == 2, text[-2000:]
     assert not missing, f"message lacks {missing}:\n{text[-2000:]}"
     assert "Traceback" not in text and "+trainer.epoch" not in text, text[-2000:]
