@@ -78,6 +78,7 @@ SKIPPED = {
 NOT_RUN = {
     "make demo": "installs a venv and runs the demo study (~4 min); the target is checked to exist",
     "make test": "runs the whole suite; the target is checked to exist",
+    "bash .ci/run": "CI itself: installs everything and runs the whole suite (~25 min)",
     "bash scripts/study_cpu_lite0_fmnist1k.sh": "the CPU study: hours of training",
     "PLAN_ONLY=1 bash scripts/study_cpu_lite0_fmnist1k.sh": "times 34 cells with `apbench plan --measure each` (minutes)",
     "PYTHONPATH=src python scripts/study_cnn_vs_vit.py --jobs 2": "the digits study: ~30 min of training",
@@ -474,7 +475,8 @@ def check_apbench(words: list[str], env: dict, cmd: Cmd, tmp_path, monkeypatch, 
 
 def check_script(words: list[str], env: dict, cmd: Cmd):
     """Static: the script exists, compiles, takes the options and environment variables given."""
-    path = next((w for w in words[1:] if w.endswith((".py", ".sh"))), None)
+    path = next((w for w in words[1:] if w.endswith((".py", ".sh")) or (words[0] == "bash" and "/" in w)),
+                None)  # `bash .ci/run`: a bash script without the suffix
     assert path and (ROOT / path).is_file(), f"no script {path!r} in the repository"
     source = (ROOT / path).read_text()
     if path.endswith(".py"):
