@@ -276,3 +276,11 @@ def test_the_latex_table_names_the_index_in_its_header_row():
     lines = _tex(table, index=True).splitlines()
     assert lines[2].split() == ["dataset", "&", "ap", "&", "val", r"\\"]
     assert lines[4] == r"fmnist1k & 81.0 $\pm$ 0.5 & 86.0 \\"
+
+
+def test_the_latex_table_prints_a_missing_value_as_the_markdown_does():
+    from apbench.results.tables import MISSING_CELL, _tex, to_markdown
+    table = pd.DataFrame({"train_s": [12.5, float("nan")]}, index=pd.Index(["ap", "vp"], name="method"))
+    tex_rows = _tex(table, index=True).splitlines()[4:6]
+    assert tex_rows == [r"ap & 12.5 \\", rf"vp & {MISSING_CELL} \\"]
+    assert "nan" not in to_markdown(table).lower()

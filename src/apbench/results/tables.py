@@ -286,7 +286,8 @@ def to_markdown(table: pd.DataFrame, index: bool = True) -> str:
 def _tex(table: pd.DataFrame, index: bool) -> str:
     if index and table.index.name:  # its name in the header row, not on a row of its own under it
         table, index = table.reset_index(), False
-    tex = table.to_latex(index=index, escape=True, float_format=str)  # 86.0 as in the .md, not 86.000000
+    # 86.0 as in the .md, not 86.000000; a missing value as the .md's "-", not NaN
+    tex = table.to_latex(index=index, escape=True, float_format=str, na_rep=MISSING_CELL)
     return tex.replace("±", r"$\pm$").replace(EDGE, r"$^{\dagger}$")
 
 
