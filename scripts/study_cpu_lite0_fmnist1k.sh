@@ -7,6 +7,13 @@
 # Resumable: finished runs are skipped, so re-running completes only what is missing.
 #   bash scripts/study_cpu_lite0_fmnist1k.sh [extra overrides...]
 #   PLAN_ONLY=1 bash scripts/study_cpu_lite0_fmnist1k.sh     # cost estimate (apbench plan), runs nothing
+#   SKIP_REPORT=1 bash scripts/study_cpu_lite0_fmnist1k.sh   # training only, no tables/curves/measure
+# Two training lanes can share the 2 cores, each with one thread: start
+# `OMP_NUM_THREADS=1 SKIP_REPORT=1 bash scripts/study_cpu_lite0_fmnist1k.sh` twice. Run leases make
+# each run train once; a lane that meets a cell whose select runs the other lane holds leaves it to that
+# lane (the protocol never chooses from a partial budget). Then run the script once alone, without
+# SKIP_REPORT: nothing is left to train, and the report (whose measure pass times back to back) runs on
+# an otherwise idle machine.
 #
 # The plan (E fixed before any run; the same E for every method, warm-up and milestones kept as
 # fractions of each reference schedule; records carry epochs_reference and epochs_used):
@@ -81,7 +88,7 @@ fi
 run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 \
   method.space.method.layers=null "method.space.head_lr=[$HEAD_LR]" "paths.results_dir=$SWEEP_DIR"
 
-if [ "${PLAN_ONLY:-0}" != 1 ]; then
+if [ "${PLAN_ONLY:-0}" != 1 ] && [ "${SKIP_REPORT:-0}" != 1 ]; then
   apbench results "$OUT/runs" --out "$OUT" --reference linear_probe
   apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep"
   # learning curves per cell and the convergence check (val over the last 20 % of epochs within 1 point of its max)
