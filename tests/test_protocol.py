@@ -133,14 +133,34 @@ def test_a_busy_select_run_stops_the_choice_instead_of_shrinking_the_budget(tmp_
     cfg = compose(f"paths.root_dir={tmp_path}", "dataset=fmnist_tiny", "method=linear_probe", *SMALL_GRID)
     calls = []
 
-    def fake_run(c, hparams=None):
+    def fake_run(c, hparams=None):  # the second point stays busy: the other process is still training it
         calls.append(c.protocol.stage)
-        if len(calls) == 2:
+        if c.trainer.head_lr == 0.001:
             return {"status": "skipped", "skipped_because": "being trained by host:1", "run_id": "x"}
         return {"status": "ok", "run_id": f"r{len(calls)}", "metrics": {"val_top1": 50.0 + len(calls), "val_loss": 1.0}}
     records = protocol.run_protocol(cfg, run=fake_run)
-    assert calls == ["select", "select"] and len(records) == 2
+    assert calls == ["select", "select", "select"] and len(records) == 2  # looked at once more, still busy
+    assert records[1]["skipped_because"]
     assert "the choice and the final runs are left to the job that finishes them" in capsys.readouterr().out
+
+
+def test_a_select_run_another_process_finished_meanwhile_is_used_and_the_cell_completes(tmp_path, capsys):
+    """Two lanes that alternate through a cell: the run the other lane held when this one reached it
+    has a finished record by the end of this lane's pass. The lane looks again, uses that record (its
+    score takes part in the choice) and runs the final runs, instead of leaving the cell to nobody."""
+    cfg = compose(f"paths.root_dir={tmp_path}", "dataset=fmnist_tiny", "method=linear_probe", *SMALL_GRID)
+    calls = []
+
+    def fake_run(c, hparams=None):
+        calls.append((c.protocol.stage, c.trainer.head_lr))
+        if calls == [("select", 0.01)]:  # the first point is held by the other lane when reached ...
+            return {"status": "skipped", "skipped_because": "being trained by host:1", "run_id": "a"}
+        val = {0.01: 70.0, 0.001: 60.0}[c.trainer.head_lr]  # ... and, done by now, it scores best
+        return {"status": "ok", "run_id": f"r{len(calls)}", "metrics": {"val_top1": val, "val_loss": 1.0}}
+    records = protocol.run_protocol(cfg, run=fake_run)
+    assert calls == [("select", 0.01), ("select", 0.001), ("select", 0.01), ("final", 0.01), ("final", 0.01)]
+    assert [r["status"] for r in records] == ["ok"] * 4
+    assert "left to the job" not in capsys.readouterr().out
 
 
 def test_a_cell_says_which_of_its_runs_is_starting(tmp_path, capsys):

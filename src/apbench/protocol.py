@@ -228,11 +228,17 @@ def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
     search = {"budget": budget, "rule": rule}
     records = []
     cell_runs = len(points) + len(p["seeds"])
+    select = lambda i: run(stage_config(cfg, p["name"], "select", points[i], p["select_seed"], trainval=False),  # noqa: E731
+                           hparams={"search": search | {"point_index": i}})
     for i, point in enumerate(points):
         print(f"[apbench] protocol {p['name']}: select run {i + 1} of {len(points)} (cell run {i + 1} of "
               f"{cell_runs}): {point}", flush=True)
-        c = stage_config(cfg, p["name"], "select", point, p["select_seed"], trainval=False)
-        records.append(run(c, hparams={"search": search | {"point_index": i}}))
+        records.append(select(i))
+    # Look once more at the runs another process held: it may have finished them while this one trained
+    # its own. So the last process to finish one of the cell's select runs makes the choice; without
+    # this look, two lanes that alternate through a cell both leave it undecided.
+    for i in [i for i, r in enumerate(records) if r.get("skipped_because")]:
+        records[i] = select(i)
     busy = [r for r in records if r.get("skipped_because")]
     if busy:  # choosing from the points that happen to be free here would shrink this method's budget
         print(f"[apbench] protocol {p['name']}: {len(busy)} of {len(points)} select runs are being trained by "
