@@ -284,3 +284,21 @@ def test_the_latex_table_prints_a_missing_value_as_the_markdown_does():
     tex_rows = _tex(table, index=True).splitlines()[4:6]
     assert tex_rows == [r"ap & 12.5 \\", rf"vp & {MISSING_CELL} \\"]
     assert "nan" not in to_markdown(table).lower()
+
+
+def test_a_head_lr_no_optimizer_group_used_is_shown_as_missing(tmp_path):
+    """VP behind FLM/ILM maps onto the frozen source head: its optimizer has the prompt group alone, so
+    the config's head_lr (0.01 here) trained nothing and the table says '-'. A record from before the
+    optimizer groups were recorded keeps its head lr (nothing says it was unused)."""
+    from apbench.results.tables import method_tables
+    flm = [record(f"flm-{s}", "fmnist1k", "vp", s, 60.0, head="flm", protocol="vtab1k") for s in (0, 1)]
+    for r in flm:
+        r["hparams"] |= {"lr": 0.1, "head_lr": 0.01}
+        r["optimizer"] = {"groups": {"prompt": 0.1}}
+    old = record("old-0", "fmnist1k", "bitfit", 0, 70.0, protocol="vtab1k")
+    old["hparams"]["head_lr"] = 0.003
+    write_all(tmp_path, [*flm, old])
+    df, _ = load_records(tmp_path)
+    table = method_tables(df)[("effnet", "vtab1k", "fmnist1k")]
+    assert table.loc["vp[flm]", ["lr", "head lr"]].tolist() == ["0.1", "-"]
+    assert table.loc["bitfit", ["lr", "head lr"]].tolist() == ["0.01", "0.003"]

@@ -171,9 +171,13 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     ok["val_selected"] = [_selection_val(v) if isinstance(v, list) else float("nan") for v in sel]
     for col in ("hparams.lr", "hparams.head_lr", "hparams.weight_decay", *SELECTION_COMPUTE):
         ok[col] = pd.to_numeric(ok[col], errors="coerce") if col in ok else float("nan")
-    # A method whose optimizer holds the head alone (the linear probe) carries an `lr` nothing used.
+    # A method whose optimizer holds the head alone (the linear probe) carries an `lr` nothing used; one
+    # without a head group (VP behind FLM/ILM: the frozen source head) a `head_lr` nothing used.
     if "optimizer_groups" in ok:
-        ok.loc[ok["optimizer_groups"] == "head", "hparams.lr"] = float("nan")
+        groups = ok["optimizer_groups"]
+        ok.loc[groups == "head", "hparams.lr"] = float("nan")
+        ok.loc[groups.notna() & ~groups.fillna("").str.split(",").apply(lambda g: "head" in g),
+               "hparams.head_lr"] = float("nan")
     keys = ["model", "protocol", "dataset", "label"]
     chosen = lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique())) or "-"  # noqa: E731
     extra = ok.groupby(keys, dropna=False).agg(
