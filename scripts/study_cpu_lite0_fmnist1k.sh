@@ -10,8 +10,9 @@
 #   SKIP_REPORT=1 bash scripts/study_cpu_lite0_fmnist1k.sh   # training only, no tables/curves/measure
 # Two training lanes can share the 2 cores, each with one thread: start
 # `OMP_NUM_THREADS=1 SKIP_REPORT=1 bash scripts/study_cpu_lite0_fmnist1k.sh` twice. Run leases make
-# each run train once; a lane that meets a cell whose select runs the other lane holds leaves it to that
-# lane (the protocol never chooses from a partial budget). Then run the script once alone, without
+# each run train once; in a cell, the lane that finishes its last select run while the other still holds
+# one leaves the cell to that lane (the protocol never chooses from a partial budget), so the last lane
+# to finish chooses and runs the finals. Then run the script once alone, without
 # SKIP_REPORT: nothing is left to train, and the report (whose measure pass times back to back) runs on
 # an otherwise idle machine.
 #

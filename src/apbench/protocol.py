@@ -228,8 +228,11 @@ def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
     search = {"budget": budget, "rule": rule}
     records = []
     cell_runs = len(points) + len(p["seeds"])
-    select = lambda i: run(stage_config(cfg, p["name"], "select", points[i], p["select_seed"], trainval=False),  # noqa: E731
-                           hparams={"search": search | {"point_index": i}})
+
+    def select(i: int) -> dict:
+        c = stage_config(cfg, p["name"], "select", points[i], p["select_seed"], trainval=False)
+        return run(c, hparams={"search": search | {"point_index": i}})
+
     for i, point in enumerate(points):
         print(f"[apbench] protocol {p['name']}: select run {i + 1} of {len(points)} (cell run {i + 1} of "
               f"{cell_runs}): {point}", flush=True)

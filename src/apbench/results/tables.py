@@ -174,10 +174,9 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     # A method whose optimizer holds the head alone (the linear probe) carries an `lr` nothing used; one
     # without a head group (VP behind FLM/ILM: the frozen source head) a `head_lr` nothing used.
     if "optimizer_groups" in ok:
-        groups = ok["optimizer_groups"]
-        ok.loc[groups == "head", "hparams.lr"] = float("nan")
-        ok.loc[groups.notna() & ~groups.fillna("").str.split(",").apply(lambda g: "head" in g),
-               "hparams.head_lr"] = float("nan")
+        names = ok["optimizer_groups"].str.split(",")  # NaN (a record without groups) stays NaN
+        ok.loc[ok["optimizer_groups"] == "head", "hparams.lr"] = float("nan")
+        ok.loc[names.apply(lambda g: isinstance(g, list) and "head" not in g), "hparams.head_lr"] = float("nan")
     keys = ["model", "protocol", "dataset", "label"]
     chosen = lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique())) or "-"  # noqa: E731
     extra = ok.groupby(keys, dropna=False).agg(
