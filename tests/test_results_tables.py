@@ -217,10 +217,11 @@ def test_method_table_per_dataset(tmp_path):
     assert list(table.index) == ["ap", "linear_probe"]
     # no interval: these records say neither how many test images there were nor what was predicted
     assert list(table.columns) == ["test top-1", "seeds", "95% CI", "lr", "head lr", "wd", "val (selection)",
-                                   "N select", "select steps", "select wall", "trainable params"]
-    # the selection: 2 select runs, 600 steps, 150 s = 2.5 min
-    assert table.loc["ap"].tolist() == ["72.00 ± 2.00\N{DAGGER}", 3, "-", "0.01", "-", "0", 81.5, 2, 600, "2.5 min", 10]
-    assert table.loc["linear_probe"].tolist() == ["65.00", 1, "-", "-", "0.05", "0", 81.5, 2, 600, "2.5 min", 7]
+                                   "converged", "N select", "select steps", "select wall", "trainable params"]
+    # the selection: 2 select runs, 600 steps, 150 s = 2.5 min; no chosen run named, so no convergence verdict
+    assert table.loc["ap"].tolist() == ["72.00 ± 2.00\N{DAGGER}", 3, "-", "0.01", "-", "0", 81.5, "-", 2, 600,
+                                        "2.5 min", 10]
+    assert table.loc["linear_probe"].tolist() == ["65.00", 1, "-", "-", "0.05", "0", 81.5, "-", 2, 600, "2.5 min", 7]
 
 
 def test_accuracy_cells_carry_n_and_an_interval_with_the_test_sample(tmp_path):
@@ -302,3 +303,33 @@ def test_a_head_lr_no_optimizer_group_used_is_shown_as_missing(tmp_path):
     table = method_tables(df)[("effnet", "vtab1k", "fmnist1k")]
     assert table.loc["vp[flm]", ["lr", "head lr"]].tolist() == ["0.1", "-"]
     assert table.loc["bitfit", ["lr", "head lr"]].tolist() == ["0.01", "0.003"]
+
+
+def test_the_methods_table_says_whether_each_cell_s_chosen_select_run_converged(tmp_path):
+    """The verdict is results.convergence's on the select run the final runs' selection chose (its
+    chosen_index into the scored points), not on any other select run of the cell. 10 epochs: the tail
+    is the last 2. ap chose sel-b (80 -> 82 -> 78, 79: 3 points under its max: no) over sel-a (which
+    converged); bitfit chose sel-c (plateau: yes); lora's chosen run is not among the records: '-'."""
+    from apbench.results.tables import method_tables
+
+    def select(run_id, vals):
+        r = record(run_id, "fmnist1k", "ap", 0, vals[-1], protocol="vtab1k", stage="select")
+        r["history"] = [{"epoch": e + 1, "val_top1": v, "train_loss": 1.0} for e, v in enumerate(vals)]
+        return r
+
+    sels = [select("sel-a", [50, 60, 70, 75, 78, 80, 80, 80, 80, 80]),
+            select("sel-b", [50, 60, 70, 75, 78, 80, 82, 80, 78, 79]),
+            select("sel-c", [40, 50, 60, 65, 70, 71, 72, 72, 71.5, 72])]
+
+    def finals(method, chosen_index, run_ids):
+        recs = [record(f"{method}-{s}", "fmnist1k", method, s, 70.0, protocol="vtab1k") for s in (0, 1)]
+        for r in recs:
+            r["hparams"]["selected_from"] = {"chosen_index": chosen_index,
+                                             "val_top1": [{"lr": 0.01, "val_top1": 80.0, "run_id": i} for i in run_ids]}
+        return recs
+
+    write_all(tmp_path, [*sels, *finals("ap", 1, ["sel-a", "sel-b"]), *finals("bitfit", 0, ["sel-c"]),
+                         *finals("lora", 0, ["gone"])])
+    df, _ = load_records(tmp_path)
+    table = method_tables(df)[("effnet", "vtab1k", "fmnist1k")]
+    assert table["converged"].to_dict() == {"ap": "no", "bitfit": "yes", "lora": "-"}

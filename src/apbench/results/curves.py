@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cells import selections
+from .convergence import TAIL, TOLERANCE, convergence
 from .frame import model_label
 
-TAIL = 0.2        # the last 20 % of the epochs
-TOLERANCE = 1.0   # points of val top-1
 
 
 @dataclass
@@ -34,19 +32,6 @@ class Cell:
     label: str
     select: dict                                  # the chosen select run's record
     finals: list[dict] = field(default_factory=list)
-
-
-def convergence(history: list[dict], tail: float = TAIL, tolerance: float = TOLERANCE) -> dict:
-    """``{"converged", "max_val", "tail_min", "tail_epochs", "epochs"}`` for one run's per-epoch history;
-    ``converged`` is None when the history has no val scores (a final run, or an old record) or only one."""
-    vals = [h.get("val_top1") for h in history]
-    if len(vals) < 2 or any(v is None for v in vals):
-        best = vals[0] if len(vals) == 1 and vals[0] is not None else None
-        return {"converged": None, "max_val": best, "tail_min": best, "tail_epochs": 0, "epochs": len(vals)}
-    k = max(2, math.ceil(tail * len(vals)))
-    best, tail_min = max(vals), min(vals[-k:])
-    return {"converged": tail_min >= best - tolerance, "max_val": best, "tail_min": tail_min,
-            "tail_epochs": k, "epochs": len(vals)}
 
 
 def load_records(runs_dir: str | Path) -> list[dict]:

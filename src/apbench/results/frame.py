@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .cells import cell_id, cell_key, differences, flatten, is_dataset_key, selections
+from .convergence import convergence
 from .store import iter_records
 
 # Nested sections flattened to "section.key" columns; config/env/preprocessing stay out of the frame
@@ -42,6 +43,8 @@ def _rows(record: dict) -> list[dict]:
     row["variant"] = _variant(record)
     row["optimizer_groups"] = ",".join(sorted((record.get("optimizer") or {}).get("groups") or {})) or None
     row["n_test"] = (record.get("data") or {}).get("test")
+    # a select run's convergence, for the methods table's row of the cell that chose it
+    row["converged"] = convergence(record.get("history") or [])["converged"]
     row["predictions"] = record.get("predictions")  # kept encoded; results.stats decodes it
     sels = selections(record) if record.get("stage") == "final" else []
     rows = []

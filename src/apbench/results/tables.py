@@ -156,12 +156,31 @@ SELECTION_COMPUTE = {"hparams.selected_from.compute.runs": "select_runs",
                      "hparams.selected_from.compute.wall_time_s": "select_wall"}
 
 
+CONVERGED = {True: "yes", False: "no"}  # results.convergence's verdict; '-' when it cannot tell
+
+
+def _chosen_run_converged(finals: pd.DataFrame, df: pd.DataFrame) -> list:
+    """Per final row, the convergence verdict of the select run its selection chose (True, False, or
+    None: no val history, or that select run is not among the records)."""
+    select = df[df["stage"] == "select"]
+    verdict = dict(zip(select["run_id"], select["converged"])) if "converged" in select else {}
+    scores = finals.get("hparams.selected_from.val_top1", pd.Series([None] * len(finals), index=finals.index))
+    index = finals.get("hparams.selected_from.chosen_index", pd.Series([None] * len(finals), index=finals.index))
+    out = []
+    for points, i in zip(scores, index):
+        ok = isinstance(points, list) and not pd.isna(i) and int(i) < len(points) and isinstance(points[int(i)], dict)
+        out.append(verdict.get(points[int(i)].get("run_id")) if ok else None)
+    return out
+
+
 def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     """{(model, protocol, dataset): table}, one row per method label: test top-1 mean ± std over the
     final seeds (``accuracy_stats``), their number, the lr, head lr and weight decay the protocol chose
     (an lr no optimizer group used is '-'), the validation score that chose it, and trainable
     parameters; the selection's budget and what it cost (``N select``: select runs; ``select steps``:
-    their optimizer steps; ``select wall``: their summed wall-clock, which depends on the machine's load).
+    their optimizer steps; ``select wall``: their summed wall-clock, which depends on the machine's load),
+    and whether the chosen select run converged (``results.convergence``; a cell that did not needs more
+    epochs or leaves the headline comparison).
     The single-dataset view of a study;
     † = grid edge. ``95% CI``: see ``results.stats.cell_interval`` (test sample included)."""
     ok = final_ok(df).copy()
@@ -177,11 +196,12 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
         names = ok["optimizer_groups"].str.split(",")  # NaN (a record without groups) stays NaN
         ok.loc[ok["optimizer_groups"] == "head", "hparams.lr"] = float("nan")
         ok.loc[names.apply(lambda g: isinstance(g, list) and "head" not in g), "hparams.head_lr"] = float("nan")
+    ok["converged"] = _chosen_run_converged(ok, df)
     keys = ["model", "protocol", "dataset", "label"]
     chosen = lambda v: "/".join(f"{x:g}" for x in sorted(v.dropna().unique())) or "-"  # noqa: E731
     extra = ok.groupby(keys, dropna=False).agg(
         lr=("hparams.lr", chosen), head_lr=("hparams.head_lr", chosen), wd=("hparams.weight_decay", chosen),
-        val=("val_selected", "first"), params=("params.trainable", "mean"),
+        val=("val_selected", "first"), converged=("converged", "first"), params=("params.trainable", "mean"),
         **{name: (col, "first") for col, name in SELECTION_COMPUTE.items()})
     from .stats import cell_stats
     ci = cell_stats(df).set_index(keys)[["ci_lo", "ci_hi", "ci"]]
@@ -195,6 +215,7 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
             "95% CI": [f"[{lo:.2f}, {hi:.2f}]" if not pd.isna(lo) else "-" for lo, hi in zip(part["ci_lo"], part["ci_hi"])],
             "lr": part["lr"], "head lr": part["head_lr"], "wd": part["wd"],
             "val (selection)": part["val"].round(2),
+            "converged": [CONVERGED.get(v, MISSING_CELL) for v in part["converged"]],
             "N select": part["select_runs"].round().astype("Int64"),
             "select steps": part["select_steps"].round().astype("Int64"),
             "select wall": [f"{v / 60:.1f} min" if not pd.isna(v) else "-" for v in part["select_wall"]],
