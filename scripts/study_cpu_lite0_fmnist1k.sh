@@ -90,7 +90,11 @@ run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,1
   method.space.method.layers=null "method.space.head_lr=[$HEAD_LR]" "paths.results_dir=$SWEEP_DIR"
 
 if [ "${PLAN_ONLY:-0}" != 1 ] && [ "${SKIP_REPORT:-0}" != 1 ]; then
-  apbench results "$OUT/runs" --out "$OUT" --reference linear_probe
+  # against the linear probe (stats-*), and AP's row against every other (stats-*-vs-<AP's label>: AP vs VP,
+  # AP vs BN tuning); AP's label names the layer its cell chose on val, so it is read from the records
+  AP_LABEL=$(python -c 'import sys; from apbench.results.frame import load_records; from apbench.results.tables import final_ok
+df = final_ok(load_records(sys.argv[1])[0]); print(*sorted(set(df[df.method == "ap"].label)), sep="\n")' "$OUT/runs" | head -1)
+  apbench results "$OUT/runs" --out "$OUT" --reference linear_probe ${AP_LABEL:+--reference "$AP_LABEL"}
   apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep"
   # learning curves per cell and the convergence check (val over the last 20 % of epochs within 1 point of its max)
   python -m apbench.results.curves "$OUT/runs" --out "$OUT/curves"

@@ -115,8 +115,33 @@ def test_cli_reference(tmp_path, capsys):
     assert "--reference 'nope' is not a method label of these records; choose one of: A, R" in capsys.readouterr().err
     assert main([str(tmp_path / "runs"), "--reference", "R", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "## against R: m, fixed" in out and "## across datasets: m, fixed" in out
+    assert "## against R: m, fixed" in out and "## across datasets against R: m, fixed" in out
     assert (tmp_path / "out" / "stats-m-fixed.md").is_file() and (tmp_path / "out" / "ranks-m-fixed.md").is_file()
     import pandas as pd
     ranks = pd.read_csv(tmp_path / "out" / "ranks-m-fixed.csv", index_col=0)
     assert ranks.loc["A", "average rank"] == 1.0 and ranks.loc["R", "average rank"] == 2.0  # A wins all six
+
+
+def test_cli_several_references_each_get_their_own_comparison(tmp_path, capsys):
+    """AP against VP and against BN tuning from one folder: the first reference keeps the plain names, each
+    further one writes stats-*-vs-LABEL / ranks-*-vs-LABEL. A beats R on d_i by i + 1 points, so against A
+    R loses all six datasets, by 1 point on d0."""
+    import pandas as pd
+
+    from apbench.results.report import main
+    from apbench.results.store import write_record
+
+    for r in wins(6):
+        write_record(tmp_path / "runs" / r["run_id"] / "record.json", r)
+    assert main([str(tmp_path / "runs"), "--reference", "R", "--reference", "nope"]) == 2
+    assert "--reference 'nope' is not a method label" in capsys.readouterr().err
+    out_dir = tmp_path / "out"
+    assert main([str(tmp_path / "runs"), "--reference", "R", "--reference", "A", "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "## against R: m, fixed" in out and "## against A: m, fixed" in out
+    vs_r = pd.read_csv(out_dir / "ranks-m-fixed.csv", index_col=0)
+    vs_a = pd.read_csv(out_dir / "ranks-m-fixed-vs-A.csv", index_col=0)
+    assert vs_r.loc["A", "wins/ties/losses"] == "6/0/0" and vs_a.loc["R", "wins/ties/losses"] == "0/0/6"
+    stats_a = pd.read_csv(out_dir / "stats-m-fixed-vs-A.csv")
+    assert stats_a.set_index(["dataset", "method"]).loc[("d0", "R"), "Δ vs A"] == "-1.00"
+    assert not list(out_dir.glob("stats-*-vs-R*"))  # the first reference: plain names only

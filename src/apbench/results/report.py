@@ -21,9 +21,10 @@ def _parser() -> argparse.ArgumentParser:
                                             "from the run records under DIR.")
     p.add_argument("dir", metavar="DIR", type=Path, help="results directory (searched recursively)")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: DIR/report)")
-    p.add_argument("--reference", default=None, metavar="METHOD",
+    p.add_argument("--reference", action="append", default=None, metavar="METHOD",
                    help="a method label (as in the tables, e.g. linear_probe) to compare every other method "
-                        "with: paired tests per dataset, Wilcoxon and ranks across datasets")
+                        "with: paired tests per dataset, Wilcoxon and ranks across datasets; give it again "
+                        "for more references (the first writes stats-*, the others stats-*-vs-METHOD)")
     return p
 
 
@@ -53,13 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"apbench results: ignoring {EXPECTED_NAME}: {e}", file=sys.stderr)
         expected = None
     labels = sorted(set(final_ok(df)["label"]))
-    if args.reference is not None and args.reference not in labels:
-        print(f"apbench results: --reference {args.reference!r} is not a method label of these records; "
+    references = args.reference or []
+    unknown = [r for r in references if r not in labels]
+    if unknown:
+        print(f"apbench results: --reference {unknown[0]!r} is not a method label of these records; "
               f"choose one of: {', '.join(label_order(labels)) or '(no final ok runs)'}", file=sys.stderr)
         return EXIT_NO_RECORDS
     out = args.out or args.dir / "report"
     notes: list[str] = []
-    written = (write_tables(df, out, bad_files=bad, expected=expected, reference=args.reference, notes=notes)
+    written = (write_tables(df, out, bad_files=bad, expected=expected, reference=references, notes=notes)
                + write_plots(df, out))
 
     print(f"{len(df)} records read from {args.dir}")
@@ -69,13 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         _section(f"test top-1 (%): {model}, {protocol}", to_markdown(table))
     if not tables:
         print("\nno accuracy table: no run finished ok in the final stage")
-    if args.reference is not None:
-        for (model, protocol), table in stats_tables(df, args.reference).items():
-            _section(f"against {args.reference}: {model}, {protocol} (95% CI includes the test sample; "
+    for ref in references:
+        for (model, protocol), table in stats_tables(df, ref).items():
+            _section(f"against {ref}: {model}, {protocol} (95% CI includes the test sample; "
                      f"p from the test named per row)", to_markdown(table, index=False))
-            ranks = rank_table(df, model, protocol, args.reference)
+            ranks = rank_table(df, model, protocol, ref)
             if len(ranks):
-                _section(f"across datasets: {model}, {protocol}", to_markdown(ranks))
+                _section(f"across datasets against {ref}: {model}, {protocol}", to_markdown(ranks))
     for note in notes:
         print(f"\nnote: {note}")
     failures = failures_table(df)

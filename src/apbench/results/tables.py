@@ -325,29 +325,42 @@ def write_table(table: pd.DataFrame, out_dir: Path, stem: str, index: bool = Tru
     return paths
 
 
-def write_stats(df: pd.DataFrame, out: Path, reference: str | None = None) -> tuple[list[Path], list[str]]:
+def _references(reference) -> list[str | None]:
+    """``--reference`` given once, several times, or not at all, as a list (``[None]``: no comparison)."""
+    if reference is None or isinstance(reference, str):
+        return [reference]
+    return list(reference) or [None]
+
+
+def write_stats(df: pd.DataFrame, out: Path, reference=None) -> tuple[list[Path], list[str]]:
     """``stats-*`` (per cell: n, mean ± std, 95 % interval, and the paired comparison with
-    ``reference``), ``ranks-*`` (across datasets) and ``cd-*.png``; returns (paths, notes)."""
+    ``reference``), ``ranks-*`` (across datasets) and ``cd-*.png``; returns (paths, notes). ``reference``
+    may be a list: the first keeps the plain file names, each further one writes ``stats-*-vs-<label>``
+    and ``ranks-*-vs-<label>`` (AP against VP and against BN tuning, from one records folder)."""
     from .stats import cd_diagram, rank_table, stats_tables
 
     written, notes = [], []
-    for (model, protocol), table in stats_tables(df, reference).items():
-        stem = f"{model}-{protocol}"
-        written += write_table(table, out, f"stats-{stem}", index=False)
-        ranks = rank_table(df, model, protocol, reference)
-        if len(ranks):
-            written += write_table(ranks, out, f"ranks-{stem}")
-        png = out / f"cd-{safe_name(stem)}.png"
-        why = cd_diagram(df, model, protocol, png)
-        if why:
-            notes.append(f"{model}, {protocol}: {why}")
-        else:
-            written.append(png)
+    for n, ref in enumerate(_references(reference)):
+        suffix = f"-vs-{ref}" if n else ""
+        for (model, protocol), table in stats_tables(df, ref).items():
+            stem = f"{model}-{protocol}"
+            written += write_table(table, out, f"stats-{stem}{suffix}", index=False)
+            ranks = rank_table(df, model, protocol, ref)
+            if len(ranks):
+                written += write_table(ranks, out, f"ranks-{stem}{suffix}")
+            if n:
+                continue  # the diagram does not depend on the reference
+            png = out / f"cd-{safe_name(stem)}.png"
+            why = cd_diagram(df, model, protocol, png)
+            if why:
+                notes.append(f"{model}, {protocol}: {why}")
+            else:
+                written.append(png)
     return written, notes
 
 
 def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
-                 expected: list[dict] | None = None, reference: str | None = None,
+                 expected: list[dict] | None = None, reference=None,
                  notes: list | None = None) -> list[Path]:
     """Write every table (and the unreadable-file list) into ``out_dir``; returns the paths written.
     ``notes`` receives what could not be computed (e.g. no critical-difference diagram, and why)."""
