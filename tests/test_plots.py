@@ -181,3 +181,30 @@ def test_a_far_point_that_fits_the_drawn_range_is_drawn():
     p = pd.DataFrame({"mean": [85.0, 63.0, 61.0, 33.0], "ci_lo": [82.0, 56.0, 58.0, 30.0],
                       "ci_hi": [88.0, 71.0, 64.0, 36.0]}, index=["best", "wide", "low", "lower"])
     assert plots._far_below(p).to_dict() == {"best": False, "wide": False, "low": False, "lower": True}
+
+
+def test_the_layer_plot_stars_the_point_best_on_val_not_on_test(tmp_path, monkeypatch):
+    """Test top-1 is highest at layer 2, but val chose layer 1 (84.0 ties layer 0, whose val loss is
+    higher): the star and its legend name layer 1. Without selections (fixed protocol) nothing is starred."""
+    vals = {"0": (84.0, 0.60), "1": (84.0, 0.40), "2": (83.0, 0.30)}
+    recs = []
+    for k, acc in (("0", 80.0), ("1", 81.0), ("2", 83.0)):
+        for s in (0, 1):
+            r = rec(f"ap{k}-{s}", "ap", acc + s, s, layers=[k])
+            r["hparams"]["selected_from"] = {"chosen_index": 1, "val_top1": [
+                {"lr": 0.1, "val_top1": 50.0, "val_loss": 2.0},
+                {"lr": 0.3, "val_top1": vals[k][0], "val_loss": vals[k][1]}]}
+            recs.append(r)
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_layer_sweeps(records_frame(recs), tmp_path)
+    [ax] = [a for a in figs[path.name].axes if a.get_visible()]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["ap", "ap: best on val @1 (val 84.0)"]
+    [star] = [line for line in ax.lines if line.get_marker() == "*"]
+    assert list(star.get_xdata()) == [1] and list(star.get_ydata()) == [81.5]  # x of layer 1, its mean test
+    for r in recs:
+        del r["hparams"]["selected_from"]
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_layer_sweeps(records_frame(recs), tmp_path)
+    [ax] = [a for a in figs[path.name].axes if a.get_visible()]
+    assert not [line for line in ax.lines if line.get_marker() == "*"]

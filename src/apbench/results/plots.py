@@ -56,11 +56,40 @@ def _points(df: pd.DataFrame) -> pd.DataFrame:
     costs = ok.groupby(keys, dropna=False).agg(method=("method", "first"), series=("series", "first"),
                                                layers=("layers_str", "first"),
                                                **{c: (c, "mean") for c in COSTS})
+    # the val score (and loss) that chose each cell's point: what names a best depth
+    chosen = [_chosen_val(points, i) for points, i in zip(_col(ok, "hparams.selected_from.val_top1"),
+                                                          _col(ok, "hparams.selected_from.chosen_index"))]
+    ok = ok.assign(val=[v for v, _ in chosen], val_loss=[loss for _, loss in chosen])
+    costs = costs.join(ok.groupby(keys, dropna=False)[["val", "val_loss"]].first())
     ci = cell_stats(df).set_index(keys)[["mean", "ci_lo", "ci_hi", "n"]]
     out = costs.join(ci).reset_index()
     # no interval known (no test count, no predictions): the bar is the point itself
     out["ci_lo"], out["ci_hi"] = out["ci_lo"].fillna(out["mean"]), out["ci_hi"].fillna(out["mean"])
     return out
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    return df[name] if name in df else pd.Series([None] * len(df), index=df.index)
+
+
+def _chosen_val(points, index) -> tuple[float, float]:
+    """(val top-1, val loss) of the point a selection chose, NaN where the record has no selection."""
+    if not isinstance(points, list) or index is None or pd.isna(index) or int(index) >= len(points):
+        return float("nan"), float("nan")
+    chosen = points[int(index)] if isinstance(points[int(index)], dict) else {}
+    return (float(chosen.get("val_top1", float("nan"))),
+            float(chosen["val_loss"]) if chosen.get("val_loss") is not None else float("nan"))
+
+
+def best_on_val(curve: pd.DataFrame) -> str | None:
+    """The layer point of a curve whose selection scored best on val (ties: the lower val loss, as the
+    protocol breaks them), or None when no point has a val score. The figure marks it, so a depth is
+    named by val, never by the test numbers drawn."""
+    scored = curve.dropna(subset=["val"])
+    if scored.empty:
+        return None
+    best = scored.sort_values(["val", "val_loss"], ascending=[False, True], na_position="last", kind="stable")
+    return str(best["layers"].iloc[0])
 
 
 def _ylim(ax, lows, highs) -> None:
@@ -76,7 +105,7 @@ def _yerr(p: pd.DataFrame) -> np.ndarray:
 
 def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
     """Per (model, protocol): AP test top-1 at each layer point (input first) with its 95 % interval,
-    one curve per variant and head, a layer-wise method (norm tuning at more than one point) as its own
+    one curve per variant and head (its point best on val starred, ``best_on_val``), a layer-wise method (norm tuning at more than one point) as its own
     curve on the same axis, the reference methods as horizontal lines."""
     pts = _points(df)
     if pts.empty:
@@ -106,8 +135,13 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path
             for j, (name, curve) in enumerate(points.groupby("series")):
                 curve = curve.iloc[sorted(range(len(curve)), key=lambda i: layer_sort_key(curve["layers"].iloc[i]))]
                 dodge = 0.12 * (j - (len(names) - 1) / 2)  # side by side: no bar hides another
-                ax.errorbar([x[k] + dodge for k in curve["layers"]], curve["mean"], yerr=_yerr(curve),
-                            marker="o", capsize=3, label=name)
+                bars = ax.errorbar([x[k] + dodge for k in curve["layers"]], curve["mean"], yerr=_yerr(curve),
+                                   marker="o", capsize=3, label=name)
+                best = best_on_val(curve)
+                if best is not None:
+                    row = curve[curve["layers"] == best].iloc[0]
+                    ax.plot([x[best] + dodge], [row["mean"]], marker="*", ms=14, mfc="none", ls="none",
+                            color=bars.lines[0].get_color(), label=f"{name}: best on val @{best} (val {row['val']:.1f})")
             lows, highs = list(points["ci_lo"]), list(points["ci_hi"])
             # A reference far off (e.g. VP with label mapping at half the accuracy) is listed with its
             # value instead of squashing the curves into a flat line.
