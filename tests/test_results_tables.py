@@ -333,3 +333,38 @@ def test_the_methods_table_says_whether_each_cell_s_chosen_select_run_converged(
     df, _ = load_records(tmp_path)
     table = method_tables(df)[("effnet", "vtab1k", "fmnist1k")]
     assert table["converged"].to_dict() == {"ap": "no", "bitfit": "yes", "lora": "-"}
+
+
+def test_the_recipe_table_says_what_each_cell_was_trained_with(tmp_path):
+    """From the records alone: VP pad at batch 32 under SGD (lr per group as applied, 1 warm-up step of a
+    384-step cosine), its 20-point space drawn by halton and the edges of its choice; the linear probe's
+    one group is the head, at 0.05 x 32/256. Records without an optimizer section print '-'."""
+    from apbench.results.recipe_table import COLUMNS
+
+    vp = [record(f"vp-{s}", "fmnist1k", "vp", s, 80.0, protocol="vtab1k") for s in (0, 1)]
+    for r in vp:
+        r["optimizer"] = {"name": "sgd", "momentum": 0.9, "groups": {"prompt": 5.0, "head": 0.001},
+                          "scheduler": "cosine", "warmup_steps": 1, "milestone_steps": [], "total_steps": 384}
+        r["hparams"] |= {"epochs_reference": 1000, "epochs_used": 12, "edge_flags": ["lr=low", "head_lr=low"],
+                         "selected_from": {"space": {"head_lr": [0.001, 0.003, 0.01, 0.03],
+                                                     "lr": [5.0, 10.0, 20.0, 40.0, 80.0]},
+                                           "rule": "halton(seed=0)", "chosen": {"head_lr": 0.001, "lr": 5.0}}}
+    flm = record("flm-0", "fmnist1k", "vp", 0, 60.0, head="flm", protocol="vtab1k")
+    flm["optimizer"] = {"name": "adam", "groups": {"prompt": 0.1}, "scheduler": "multistep", "warmup_steps": 0,
+                        "milestone_steps": [192, 276], "total_steps": 384}
+    flm["hparams"] |= {"epochs_reference": 200, "epochs_used": 12,
+                       "selected_from": {"space": {"lr": [0.05, 0.1]}, "rule": "grid", "chosen": {"lr": 0.1}}}
+    old = record("old-0", "fmnist1k", "bitfit", 0, 70.0, protocol="vtab1k")
+    write_all(tmp_path, [*vp, flm, old])
+    df, _ = load_records(tmp_path)
+    written = write_tables(df, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "recipes-effnet-vtab1k-fmnist1k.csv", index_col=0)
+    assert tmp_path / "out" / "recipes-effnet-vtab1k-fmnist1k.md" in written
+    assert list(table.columns) == COLUMNS and list(table.index) == ["bitfit", "vp", "vp[flm]"]
+    assert table.loc["vp"].tolist() == [
+        "sgd m 0.9 (head 0.001, prompt 5)", "cosine (1 warm-up of 384)", "1000 -> 12",
+        "20 points (head_lr 4, lr 5), halton(seed=0)", "head_lr=0.001, lr=5 (edge: lr=low, head_lr=low)"]
+    assert table.loc["vp[flm]"].tolist() == [
+        "adam (prompt 0.1)", "multistep (0 warm-up, milestones 192/276 of 384)", "200 -> 12",
+        "2 points (lr 2), grid", "lr=0.1"]
+    assert table.loc["bitfit"].tolist() == ["-", "-", "- -> -", "-", "-"]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .cells import cell_id, cell_key, differences, flatten, is_dataset_key, selections
 from .convergence import convergence
+from .recipe_table import recipe_of
 from .store import iter_records
 
 # Nested sections flattened to "section.key" columns; config/env/preprocessing stay out of the frame
@@ -45,6 +46,7 @@ def _rows(record: dict) -> list[dict]:
     row["n_test"] = (record.get("data") or {}).get("test")
     # a select run's convergence, for the methods table's row of the cell that chose it
     row["converged"] = convergence(record.get("history") or [])["converged"]
+    row["recipe"] = recipe_of(record)  # flattened to recipe.<column> by json_normalize
     row["predictions"] = record.get("predictions")  # kept encoded; results.stats decodes it
     sels = selections(record) if record.get("stage") == "final" else []
     rows = []

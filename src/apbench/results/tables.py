@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .frame import layer_sort_key
+from .recipe_table import recipe_tables
 
 ACC = "metrics.test_top1"
 EDGE = "\N{DAGGER}"  # hyper-parameter chosen on the edge of its search grid
@@ -373,6 +374,8 @@ def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
         written += write_table(table, out, f"accuracy-{model}-{protocol}")
     for (model, protocol, dataset), table in method_tables(df).items():
         written += write_table(table, out, f"methods-{model}-{protocol}-{dataset}")
+    for (model, protocol, dataset), table in recipe_tables(df).items():
+        written += write_table(table, out, f"recipes-{model}-{protocol}-{dataset}")
     stats_csv = out / "accuracy_long.csv"  # numbers unformatted, for re-plotting elsewhere
     accuracy_stats(df).to_csv(stats_csv, index=False)
     written.append(stats_csv)
