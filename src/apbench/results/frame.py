@@ -46,13 +46,13 @@ def _rows(record: dict) -> list[dict]:
     row["n_test"] = (record.get("data") or {}).get("test")
     # a select run's convergence, for the methods table's row of the cell that chose it
     row["converged"] = convergence(record.get("history") or [])["converged"]
-    row["recipe"] = recipe_of(record)  # flattened to recipe.<column> by json_normalize
     row["predictions"] = record.get("predictions")  # kept encoded; results.stats decodes it
     sels = selections(record) if record.get("stage") == "final" else []
     rows = []
     for sel in sels or [None]:
         key = cell_key(record, sel)
-        rows.append(row | {"cell": cell_id(key), "_cell_key": key, "reached_by": max(1, len(sels))})
+        rows.append(row | {"cell": cell_id(key), "_cell_key": key, "reached_by": max(1, len(sels)),
+                           "recipe": recipe_of(record, sel)})  # flattened to recipe.<column> by json_normalize
     return rows
 
 

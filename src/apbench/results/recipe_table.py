@@ -20,8 +20,10 @@ def _number(v) -> str:
     return f"{v:g}" if isinstance(v, (int, float)) else str(v)
 
 
-def recipe_of(record: dict) -> dict[str, str]:
-    """The recipe columns of one record, as text ('-' for what it does not say)."""
+def recipe_of(record: dict, selection: dict | None = None) -> dict[str, str]:
+    """The recipe columns of one record, as text ('-' for what it does not say); ``selection``: the one
+    of ``cells.selections(record)`` whose cell this row is (a final run several searches reached is in
+    each of their cells), None for a run no selection reached."""
     opt, hp = record.get("optimizer") or {}, record.get("hparams") or {}
     groups = ", ".join(f"{g} {_number(lr)}" for g, lr in sorted((opt.get("groups") or {}).items()))
     name = str(opt.get("name", "-")) + (f" m {_number(opt['momentum'])}" if opt.get("momentum") else "")
@@ -35,7 +37,7 @@ def recipe_of(record: dict) -> dict[str, str]:
         schedule = "-"
     ref, used = hp.get("epochs_reference"), hp.get("epochs_used", hp.get("epochs"))
     epochs = f"{ref if ref is not None else '-'} -> {used if used is not None else '-'}"
-    sel = hp.get("selected_from") or {}
+    sel = selection or {}
     space = sel.get("space") or {}
     if space:
         sizes = {k: len(v) if isinstance(v, list) else 1 for k, v in space.items()}
