@@ -95,7 +95,8 @@ if [ "${PLAN_ONLY:-0}" != 1 ] && [ "${SKIP_REPORT:-0}" != 1 ]; then
   AP_LABEL=$(python -c 'import sys; from apbench.results.frame import load_records; from apbench.results.tables import final_ok
 df = final_ok(load_records(sys.argv[1])[0]); print(*sorted(set(df[df.method == "ap"].label)), sep="\n")' "$OUT/runs" | head -1)
   apbench results "$OUT/runs" --out "$OUT" --reference linear_probe ${AP_LABEL:+--reference "$AP_LABEL"}
-  apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep"
+  # the sweep's figure with the methods table's linear probe, BN tuning, VP and full FT as reference lines
+  apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep" --baselines-from "$OUT/runs"
   # learning curves per cell and the convergence check (val over the last 20 % of epochs within 1 point of its max)
   python -m apbench.results.curves "$OUT/runs" --out "$OUT/curves"
   # the efficiency table measured back to back in one process (the records' own timings depend on load)

@@ -52,8 +52,8 @@ FULL_SWEEP = 12  # sweeps with at most this many jobs are composed job by job; l
 SYNOPSES = {
     "apbench layers MODEL": "apbench layers tiny_resnet",
     "apbench results DIR": "apbench results runs/",
-    "apbench results DIR [--out OUT] [--reference METHOD ...]":
-        "apbench results runs/ --out report/ --reference linear_probe --reference full_ft",
+    "apbench results DIR [--out OUT] [--reference METHOD ...] [--baselines-from DIR2]":
+        "apbench results runs/ --out report/ --reference linear_probe --reference full_ft --baselines-from runs/",
     "apbench measure OVERRIDES...":  # batch 32: the recipe's 1,024 makes every timed step a second
         "apbench measure model=tiny_resnet dataset=fmnist_tiny method=linear_probe trainer.batch_size=32 --out report/",
     "apbench plan -m experiment=NAME": "apbench plan -m experiment=efficiency_table",

@@ -208,3 +208,35 @@ def test_the_layer_plot_stars_the_point_best_on_val_not_on_test(tmp_path, monkey
     [path] = plots.plot_layer_sweeps(records_frame(recs), tmp_path)
     [ax] = [a for a in figs[path.name].axes if a.get_visible()]
     assert not [line for line in ax.lines if line.get_marker() == "*"]
+
+
+def test_baselines_from_another_folder_are_lines_in_the_layer_plot_only(tmp_path, monkeypatch):
+    """A layer sweep's folder holds AP alone; its study's methods table (another folder) gives the
+    reference lines. That folder's own AP cell is not drawn (AP's curve is the sweep's), and a label both
+    folders hold is drawn once, from the swept folder (79.5 here, not the baselines' 70.5)."""
+    sweep = [rec(f"ap{k}-{s}", "ap", 80 + k + s, s, layers=[str(k)]) for k in range(3) for s in (0, 1)]
+    sweep += [rec(f"lp-{s}", "linear_probe", 79 + s, s) for s in (0, 1)]
+    methods = [rec(f"m-lp-{s}", "linear_probe", 70 + s, s) for s in (0, 1)]
+    methods += [rec(f"m-nt-{s}", "norm_tuning", 84 + s, s) for s in (0, 1)]
+    methods += [rec(f"m-ap-{s}", "ap", 60 + s, s, layers=["8"]) for s in (0, 1)]
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_layer_sweeps(records_frame(sweep), tmp_path, baselines=records_frame(methods))
+    [ax] = [a for a in figs[path.name].axes if a.get_visible()]
+    labels = sorted(t.get_text() for t in ax.get_legend().get_texts())
+    assert labels == ["ap", "linear_probe (79.5)", "norm_tuning (84.5)"]
+    assert len(ax.containers) == 1  # AP's one curve, from the sweep
+    assert sorted(round(line.get_ydata()[0], 2) for line in ax.lines if len(set(line.get_ydata())) == 1
+                  and line.get_linestyle() != "None") == [79.5, 84.5]
+
+
+def test_results_refuses_a_missing_baselines_folder_before_writing_anything(tmp_path, capsys):
+    from apbench.results.report import main
+    from apbench.results.store import write_record
+
+    for r in [rec(f"ap{k}-0", "ap", 80.0, 0, layers=[str(k)]) for k in range(2)]:
+        write_record(tmp_path / "runs" / r["run_id"] / "record.json", r)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--baselines-from", str(tmp_path / "nope")]) == 2
+    assert "--baselines-from" in capsys.readouterr().err and not out.exists()
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--baselines-from", str(tmp_path / "runs")]) == 0
+    assert (out / "layers-m.png").is_file()

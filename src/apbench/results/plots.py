@@ -103,13 +103,19 @@ def _yerr(p: pd.DataFrame) -> np.ndarray:
     return np.vstack([p["mean"] - p["ci_lo"], p["ci_hi"] - p["mean"]]).clip(min=0)
 
 
-def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
+def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike,
+                      baselines: pd.DataFrame | None = None) -> list[Path]:
     """Per (model, protocol): AP test top-1 at each layer point (input first) with its 95 % interval,
     one curve per variant and head (its point best on val starred, ``best_on_val``), a layer-wise method (norm tuning at more than one point) as its own
-    curve on the same axis, the reference methods as horizontal lines."""
+    curve on the same axis, the reference methods as horizontal lines. ``baselines``: records of another
+    folder (a study's methods table beside its layer sweep) whose reference methods are drawn as lines
+    too; nothing else of them is drawn, and they enter no table."""
     pts = _points(df)
     if pts.empty:
         return []
+    extra = _points(baselines) if baselines is not None and len(baselines) else pd.DataFrame()
+    if len(extra):
+        extra = extra[extra["method"].isin(REFERENCE_METHODS)]
     written = []
     protocols = pts.groupby("model")["protocol"].nunique()
     for (model, protocol), part in pts.groupby(["model", "protocol"]):
@@ -119,6 +125,10 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path
         if ap.empty:
             continue
         refs = part[part["method"].isin(REFERENCE_METHODS) & ~swept]
+        if len(extra):  # a label both folders hold is drawn once, from the folder plotted
+            more = extra[(extra["model"] == model) & (extra["protocol"] == protocol)]
+            refs = pd.concat([refs, more[~more.set_index(["dataset", "label"]).index.isin(
+                refs.set_index(["dataset", "label"]).index)]], ignore_index=True)
         datasets = sorted(ap["dataset"].unique())
         most = ap.groupby("dataset")["layers"].nunique().max()
         cols = min(len(datasets), 3)
@@ -353,6 +363,7 @@ def plot_accuracy_vs_costs(df: pd.DataFrame, out_dir: str | os.PathLike) -> list
     return written
 
 
-def write_plots(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
+def write_plots(df: pd.DataFrame, out_dir: str | os.PathLike, baselines: pd.DataFrame | None = None) -> list[Path]:
+    """Every figure into ``out_dir``; ``baselines``: see ``plot_layer_sweeps``."""
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return plot_layer_sweeps(df, out_dir) + plot_accuracy_vs_costs(df, out_dir)
+    return plot_layer_sweeps(df, out_dir, baselines) + plot_accuracy_vs_costs(df, out_dir)

@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="a method label (as in the tables, e.g. linear_probe) to compare every other method "
                         "with: paired tests per dataset, Wilcoxon and ranks across datasets; give it again "
                         "for more references (the first writes stats-*, the others stats-*-vs-METHOD)")
+    p.add_argument("--baselines-from", type=Path, default=None, metavar="DIR2",
+                   help="another records folder (e.g. a study's methods table beside its layer sweep) whose "
+                        "VP, norm tuning, linear probe and full fine-tuning runs are drawn as reference lines "
+                        "in the layer plot; they enter no table")
     return p
 
 
@@ -60,10 +64,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"apbench results: --reference {unknown[0]!r} is not a method label of these records; "
               f"choose one of: {', '.join(label_order(labels)) or '(no final ok runs)'}", file=sys.stderr)
         return EXIT_NO_RECORDS
+    baselines = None
+    if args.baselines_from is not None:
+        if not args.baselines_from.is_dir():
+            print(f"apbench results: --baselines-from {args.baselines_from} is not a directory; give the "
+                  "folder the baseline runs wrote to", file=sys.stderr)
+            return EXIT_NO_RECORDS
+        baselines, _ = load_records(args.baselines_from)
     out = args.out or args.dir / "report"
     notes: list[str] = []
     written = (write_tables(df, out, bad_files=bad, expected=expected, reference=references, notes=notes)
-               + write_plots(df, out))
+               + write_plots(df, out, baselines))
 
     print(f"{len(df)} records read from {args.dir}")
     print(compute_summary(df))
