@@ -38,6 +38,17 @@ def selections(record: dict) -> list[dict]:
     return []
 
 
+def chosen_point(points, index) -> dict | None:
+    """The scored point a selection chose: ``val_top1[chosen_index]`` of a selection (a dict with the
+    point's values, ``val_top1``, ``val_loss`` and the select run's ``run_id``), None where it says none."""
+    if not isinstance(points, list) or not isinstance(index, (int, float)) or index != index:  # NaN != NaN
+        return None
+    if not 0 <= int(index) < len(points):
+        return None
+    point = points[int(index)]
+    return point if isinstance(point, dict) else None
+
+
 def searched_keys(selection: dict) -> list[str]:
     """Config paths a selection searched: the keys of ``space`` (i14 records) or of ``grid`` (older).
     A bare key is a trainer key (``lr`` -> ``trainer.lr``), a dotted key a full path."""

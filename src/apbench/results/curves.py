@@ -26,7 +26,6 @@ from .convergence import TAIL, TOLERANCE, convergence
 from .frame import model_label
 
 
-
 @dataclass
 class Cell:
     label: str

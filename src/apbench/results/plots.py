@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
+from .cells import chosen_point  # noqa: E402
 from .frame import layer_sort_key, method_labels  # noqa: E402
 from .tables import ACC, final_ok, label_order, safe_name  # noqa: E402
 
@@ -74,11 +75,8 @@ def _col(df: pd.DataFrame, name: str) -> pd.Series:
 
 def _chosen_val(points, index) -> tuple[float, float]:
     """(val top-1, val loss) of the point a selection chose, NaN where the record has no selection."""
-    if not isinstance(points, list) or index is None or pd.isna(index) or int(index) >= len(points):
-        return float("nan"), float("nan")
-    chosen = points[int(index)] if isinstance(points[int(index)], dict) else {}
-    return (float(chosen.get("val_top1", float("nan"))),
-            float(chosen["val_loss"]) if chosen.get("val_loss") is not None else float("nan"))
+    chosen = chosen_point(points, index) or {}
+    return tuple(float(chosen[k]) if chosen.get(k) is not None else float("nan") for k in ("val_top1", "val_loss"))
 
 
 def best_on_val(curve: pd.DataFrame) -> str | None:
@@ -106,8 +104,9 @@ def _yerr(p: pd.DataFrame) -> np.ndarray:
 def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike,
                       baselines: pd.DataFrame | None = None) -> list[Path]:
     """Per (model, protocol): AP test top-1 at each layer point (input first) with its 95 % interval,
-    one curve per variant and head (its point best on val starred, ``best_on_val``), a layer-wise method (norm tuning at more than one point) as its own
-    curve on the same axis, the reference methods as horizontal lines. ``baselines``: records of another
+    one curve per variant and head (its point best on val starred, ``best_on_val``), a layer-wise method
+    (norm tuning at more than one point) as its own curve on the same axis, the reference methods as
+    horizontal lines. ``baselines``: records of another
     folder (a study's methods table beside its layer sweep) whose reference methods are drawn as lines
     too; nothing else of them is drawn, and they enter no table."""
     pts = _points(df)
@@ -151,7 +150,8 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike,
                 if best is not None:
                     row = curve[curve["layers"] == best].iloc[0]
                     ax.plot([x[best] + dodge], [row["mean"]], marker="*", ms=14, mfc="none", ls="none",
-                            color=bars.lines[0].get_color(), label=f"{name}: best on val @{best} (val {row['val']:.1f})")
+                            color=bars.lines[0].get_color(),
+                            label=f"{name}: best on val @{best} (val {row['val']:.1f})")
             lows, highs = list(points["ci_lo"]), list(points["ci_hi"])
             # A reference far off (e.g. VP with label mapping at half the accuracy) is listed with its
             # value instead of squashing the curves into a flat line.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .cells import chosen_point
 from .frame import layer_sort_key
 from .recipe_table import recipe_tables
 
@@ -167,11 +168,8 @@ def _chosen_run_converged(finals: pd.DataFrame, df: pd.DataFrame) -> list:
     verdict = dict(zip(select["run_id"], select["converged"])) if "converged" in select else {}
     scores = finals.get("hparams.selected_from.val_top1", pd.Series([None] * len(finals), index=finals.index))
     index = finals.get("hparams.selected_from.chosen_index", pd.Series([None] * len(finals), index=finals.index))
-    out = []
-    for points, i in zip(scores, index):
-        ok = isinstance(points, list) and not pd.isna(i) and int(i) < len(points) and isinstance(points[int(i)], dict)
-        out.append(verdict.get(points[int(i)].get("run_id")) if ok else None)
-    return out
+    chosen = (chosen_point(points, i) for points, i in zip(scores, index))
+    return [verdict.get(point.get("run_id")) if point else None for point in chosen]
 
 
 def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
