@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from apbench.results.frame import load_records  # noqa: E402
-from apbench.results.report import main as report_main  # noqa: E402
+from apbench.commands.results import main as report_main  # noqa: E402
 from apbench.results.tables import accuracy_stats, to_markdown  # noqa: E402
 from apbench.run import run  # noqa: E402
 

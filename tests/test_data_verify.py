@@ -6,7 +6,7 @@ import urllib.error
 import pytest
 from omegaconf import OmegaConf
 
-from apbench.data import cli
+from apbench.commands import data as cli
 from apbench.data.manifest import MANIFEST, Entry
 from apbench.data.verify import format_table, verify_dataset
 from conftest import compose

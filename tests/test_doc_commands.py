@@ -413,7 +413,7 @@ def check_run(words: list[str], cmd: Cmd):
 def check_plan(args: list[str], monkeypatch, capsys):
     """plan's own parser on the arguments, its sweep composed and validated; then, when nothing needs
     timing (`--measure none` or `--step-time`) and the sweep is small, plan itself for real."""
-    from apbench import plan
+    from apbench.commands import plan
     from apbench.cli import main
 
     seen = []

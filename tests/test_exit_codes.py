@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from apbench.cli import EXIT_CODES, main
+from apbench.cli import main
+from apbench.commands.run import EXIT_CODES
 
 TINY = ["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu", "trainer.progress=false",
         "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]

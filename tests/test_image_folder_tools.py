@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apbench import data, plan
+from apbench import data, sweep
 from apbench.cli import main
 from apbench.data import MissingData
 from conftest import CONF
@@ -29,9 +29,9 @@ def test_data_verify_refuses_a_misspelt_override(tmp_path, capsys):
 def test_plan_counts_the_images_of_an_image_folder(tmp_path):
     # 3 classes x 8 train images, no val folder: val carved, round(24 * 0.1) = 2, train 22
     base = write_image_folder(tmp_path, "mine", splits=("train", "test"), per_class=8)
-    [job] = plan.sweep_jobs(["dataset=image_folder", f"dataset.path={base}", "model=tiny_resnet"], str(CONF))
+    [job] = sweep.sweep_jobs(["dataset=image_folder", f"dataset.path={base}", "model=tiny_resnet"], str(CONF))
     assert (job.train_images, job.eval_images) == ([22], [2])
-    [job] = plan.sweep_jobs(["dataset=image_folder", f"dataset.path={base}", "dataset.trainval=true",
+    [job] = sweep.sweep_jobs(["dataset=image_folder", f"dataset.path={base}", "dataset.trainval=true",
                              "model=tiny_resnet"], str(CONF))
     assert (job.train_images, job.eval_images) == ([24], [0])
 

@@ -119,7 +119,7 @@ def test_fake_slurm_array_runs_and_a_preempted_job_is_requeued_and_resumes(tiny_
 
 
 def test_shard_selects_every_nth_job(monkeypatch):
-    from apbench.cli import _in_shard
+    from apbench.commands.run import _in_shard
     monkeypatch.setenv("APBENCH_SHARD", "1/3")
     assert [n for n in range(7) if _in_shard(n)] == [1, 4]
     monkeypatch.setenv("APBENCH_SHARD", "3/3")

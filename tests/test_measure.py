@@ -2,26 +2,27 @@
 tables, with ratios against a baseline cell of the same pass, and never losing what it measured."""
 import pytest
 
-from apbench import measure, plan
+from apbench import back_to_back, sweep
+from apbench.commands import measure
 from conftest import CONF
 
 BASE = ["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu"]
 
 
 def jobs(*methods):
-    return plan.sweep_jobs(BASE + [f"method={','.join(methods)}"], str(CONF))
+    return sweep.sweep_jobs(BASE + [f"method={','.join(methods)}"], str(CONF))
 
 
 @pytest.fixture(scope="module")
 def measured():
-    js = (plan.sweep_jobs(BASE + ["method=ap", "method.layers=1,3"], str(CONF)) + jobs("linear_probe", "full_ft")
-          + plan.sweep_jobs(BASE + ["method=ap", "method.layers=3", "trainer.lr=0.5"], str(CONF)))  # same cell
-    return measure.measure_cells(js, warmup=1, iters=1, repeat=2, progress=lambda s: None)
+    js = (sweep.sweep_jobs(BASE + ["method=ap", "method.layers=1,3"], str(CONF)) + jobs("linear_probe", "full_ft")
+          + sweep.sweep_jobs(BASE + ["method=ap", "method.layers=3", "trainer.lr=0.5"], str(CONF)))  # same cell
+    return back_to_back.measure_cells(js, warmup=1, iters=1, repeat=2, progress=lambda s: None)
 
 
 def test_one_row_per_distinct_cell_with_the_records_parameter_counts(measured):
     assert len(measured) == 4  # the lr does not make another cell
-    t = measure.table(measured, "full_ft")
+    t = back_to_back.table(measured, "full_ft")
     assert list(t.index) == ["ap@1", "ap@3", "full_ft", "linear_probe"]
     # Closed form for tiny_resnet (resnet18, one BasicBlock per stage) at 32 px, 10 classes:
     head = 512 * 10 + 10
@@ -44,38 +45,38 @@ def test_one_row_per_distinct_cell_with_the_records_parameter_counts(measured):
 
 
 def test_ratios_are_against_the_baseline_of_the_same_pass(measured):
-    t = measure.table(measured, "full_ft")
+    t = back_to_back.table(measured, "full_ft")
     assert t.loc["full_ft", "memory x (full_ft)"] == 1.0 and t.loc["full_ft", "step x (full_ft)"] == 1.0
     # saved-for-backward bytes are structural: the deeper prompt keeps less, the probe least
     assert t.loc["ap@3", "memory (MB)"] < t.loc["ap@1", "memory (MB)"] < t.loc["full_ft", "memory (MB)"]
     assert t.loc["ap@3", "prefix cache from"] == "3" and t.loc["full_ft", "prefix cache from"] == "-"
-    assert not any(c.startswith(("memory x", "step x")) for c in measure.table(measured, None).columns)
+    assert not any(c.startswith(("memory x", "step x")) for c in back_to_back.table(measured, None).columns)
 
 
 def test_default_baseline_linear_probe_else_first_else_none():
-    assert measure.choose_baseline(["full_ft", "ap@3", "linear_probe"], None) == "linear_probe"
-    assert measure.choose_baseline(["full_ft", "ap@3"], None) == "ap@3"  # first in table order
-    assert measure.choose_baseline([], None) is None
-    assert measure.choose_baseline(["full_ft"], "") is None and measure.choose_baseline(["x"], "vp") == "vp"
+    assert back_to_back.choose_baseline(["full_ft", "ap@3", "linear_probe"], None) == "linear_probe"
+    assert back_to_back.choose_baseline(["full_ft", "ap@3"], None) == "ap@3"  # first in table order
+    assert back_to_back.choose_baseline([], None) is None
+    assert back_to_back.choose_baseline(["full_ft"], "") is None and back_to_back.choose_baseline(["x"], "vp") == "vp"
 
 
 def test_unknown_baseline_is_refused_before_measuring(monkeypatch, capsys):
     def never(*a, **k):
         raise AssertionError("measured although the baseline is missing")
-    monkeypatch.setattr(measure, "measure_cells", never)
+    monkeypatch.setattr(back_to_back, "measure_cells", never)
     assert measure.main(BASE + ["method=ap,full_ft", "--baseline", "vp"]) == 2
     assert "--baseline 'vp' is not among the cells: ap, full_ft" in capsys.readouterr().err
 
 
 def test_written_after_every_cell_and_a_failed_cell_loses_nothing(monkeypatch, tmp_path, capsys):
-    real_build, seen = plan.build_cell, []
+    real_build, seen = back_to_back.build_cell, []
 
     def build(cfg, device):
         seen.append(int(cfg.trainer.eval_batch_size))
         if cfg.method.name == "full_ft":
             raise RuntimeError("out of memory (simulated)")
         return real_build(cfg, device)
-    monkeypatch.setattr(plan, "build_cell", build)
+    monkeypatch.setattr(back_to_back, "build_cell", build)
     out = tmp_path / "out"
     rc = measure.main(BASE + ["method=linear_probe,full_ft", "--iters", "1", "--warmup", "0", "--repeat", "1",
                               "--out", str(out)])
@@ -95,7 +96,7 @@ def test_cells_from_records_and_the_cli(tiny_overrides, tmp_path, capsys):
 
     for method in ("linear_probe", "full_ft"):
         assert run(compose(*tiny_overrides, f"method={method}", "trainer.measure_efficiency=false"))["status"] == "ok"
-    js = measure.jobs_from_records(tmp_path / "runs")
+    js = back_to_back.jobs_from_records(tmp_path / "runs")
     assert sorted(j.cfg.method.name for j in js) == ["full_ft", "linear_probe"]
     assert main(["measure", "--records", str(tmp_path / "runs"), "--iters", "1", "--repeat", "1",
                  "--baseline", "full_ft", "--out", str(tmp_path / "out")]) == 0

@@ -230,7 +230,7 @@ def test_baselines_from_another_folder_are_lines_in_the_layer_plot_only(tmp_path
 
 
 def test_results_refuses_a_missing_baselines_folder_before_writing_anything(tmp_path, capsys):
-    from apbench.results.report import main
+    from apbench.commands.results import main
     from apbench.results.store import write_record
 
     for r in [rec(f"ap{k}-0", "ap", 80.0, 0, layers=[str(k)]) for k in range(2)]:

@@ -5,7 +5,7 @@ import pytest
 
 from apbench.results.frame import load_records
 from apbench.results.plots import plot_accuracy_vs_costs, plot_layer_sweeps
-from apbench.results.report import main
+from apbench.commands.results import main
 from apbench.results.store import write_record
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

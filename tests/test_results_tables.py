@@ -253,7 +253,7 @@ def test_a_reshaped_architecture_is_named_by_its_model_config(tmp_path):
 
 
 def test_the_console_line_names_a_reshaped_architecture_by_its_model_config():
-    from apbench.cli import _summary
+    from apbench.commands.run import _summary
     small = record("small-0", "digits", "linear_probe", 0, 70.0, model="resnet18")
     small |= {"model_config": "fmnist_cnn", "config": {"model": {"kwargs": {"channels": [16, 32, 64, 128]}}}}
     assert _summary(small).startswith("[apbench] small-0 ok: digits fmnist_cnn linear_probe layers=- seed=0 ")

@@ -106,7 +106,7 @@ def test_cd_diagram_or_why_not(tmp_path):
 
 
 def test_cli_reference(tmp_path, capsys):
-    from apbench.results.report import main
+    from apbench.commands.results import main
     from apbench.results.store import write_record
 
     for r in wins(6):
@@ -128,7 +128,7 @@ def test_cli_several_references_each_get_their_own_comparison(tmp_path, capsys):
     R loses all six datasets, by 1 point on d0."""
     import pandas as pd
 
-    from apbench.results.report import main
+    from apbench.commands.results import main
     from apbench.results.store import write_record
 
     for r in wins(6):

@@ -17,7 +17,8 @@ from .env import environment, resolve_device
 from .models.factory import build_model
 from .models.weights import WeightsError
 from .results.predictions import encode as encode_predictions
-from .validate import METHOD_RESERVED, InputError
+from .errors import InputError
+from .validate import METHOD_RESERVED
 
 
 def adapt(model, method: dict, input_size, num_classes: int, seed: int):

@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .validate import ConfigError
+from .errors import ConfigError
 
 _ABSENT = object()
 

@@ -14,7 +14,7 @@ import copy
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .validate import ConfigError
+from .errors import ConfigError
 
 # Recipe key -> trainer key filled from it when the trainer leaves it null.
 TRAINER_KEYS = ("optimizer", "lr", "head_lr", "weight_decay", "momentum", "lr_scaling", "scheduler",

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from . import identity, lease
 from .filemode import make_writable_dir
 from .results.store import SCHEMA_VERSION, finished_ok, read_record, write_record
-from .validate import ConfigError, InputError, validate
+from .errors import ConfigError, InputError
+from .validate import validate
 
 
 def run_id_of(cfg: DictConfig) -> str:

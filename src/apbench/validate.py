@@ -12,18 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from .engine.loop import TrainSettings
 from .engine.optim import LR_SCALINGS, OPTIMIZERS, SCHEDULERS
 from .engine.prefix_cache import normalize_mode
+from .errors import ConfigError
 from .methods.heads import HEADS  # noqa: F401  (the head axis: linear, source, random, flm, ilm)
-
-
-class ConfigError(ValueError):
-    """An invalid configuration; raised before anything is trained or written."""
-
-
-class InputError(ConfigError):
-    """Bad input found while preparing a run (data, weights, output folder), before training starts.
-
-    Treated like a ``ConfigError`` (exit 2, no record): nothing has been trained, so a record would
-    only hide the real fix, and a re-launch after the fix must not find a stale failure."""
 
 
 METHOD_RESERVED = {"name", "head", "lr_scale", "recipe", "space"}  # recipe, space: apbench.recipes

@@ -21,7 +21,7 @@ from apbench.engine import checkpoint as ckpt
 from apbench.engine.prefix_store import PrefixStore
 from apbench.results.store import write_record
 from apbench.run import run, run_dir_of, run_id_of
-from apbench.validate import InputError
+from apbench.errors import InputError
 
 from conftest import compose
 from .conftest import cli_env, records_under, tiny

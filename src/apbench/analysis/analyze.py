@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..validate import ConfigError, InputError
+from ..errors import ConfigError, InputError
 
 ANALYSIS_NAME = "analysis.json"
 SPLITS = ("train", "val")
@@ -276,28 +276,3 @@ def summary(rec: dict) -> str:
     return (f"[apbench] analysis {rec['analysis_id']} {rec['status']}: {rec['model']} on {rec['dataset']} "
             f"({rec['split']}, n={rec['n_images']}); {'; '.join(what) or 'CKA'}; "
             f"files in {Path(rec['config']['analysis']['out_dir']) / rec['analysis_id']}")
-
-
-def main(argv: list[str]) -> int:
-    import hydra
-
-    from ..cli import CONF_DIR
-
-    code = {"rc": 0}
-
-    @hydra.main(config_path=str(CONF_DIR), config_name="analyze", version_base="1.3")
-    def task(cfg):
-        try:
-            rec = analyze(cfg)
-        except ConfigError as e:
-            what = "bad input" if isinstance(e, InputError) else "invalid configuration"
-            print(f"apbench analyze: {what}: {e}", file=sys.stderr)
-            code["rc"] = 2
-            return
-        print(summary(rec))
-        if rec["status"] != "ok":
-            code["rc"] = 1
-
-    sys.argv = ["apbench analyze", *argv]
-    task()
-    return code["rc"]

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..methods.activation_prompt import channel_dim
-from ..models.layers import Point, _unwrap, register_point_hook
+from ..models.layers import Point, unwrap, register_point_hook
 
 
 class _Stop(Exception):
@@ -26,7 +26,7 @@ class _Stop(Exception):
 def centre_unit(model: nn.Module, point: Point, act: torch.Tensor) -> torch.Tensor:
     """The scalar whose input gradient is the ERF: the centre position of ``act``, channels summed."""
     if act.dim() == 3:  # tokens x D
-        vit = _unwrap(model)
+        vit = unwrap(model)
         gh, gw = vit.patch_embed.grid_size
         idx = getattr(vit, "num_prefix_tokens", 0) + (gh // 2) * gw + gw // 2
         return act[:, idx].sum()

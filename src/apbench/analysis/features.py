@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..data import collate
 from ..methods.activation_prompt import channel_dim
-from ..models.layers import Point, _unwrap, register_point_hook
+from ..models.layers import Point, unwrap, register_point_hook
 
 
 def pool(model: nn.Module, point: Point, t: torch.Tensor) -> torch.Tensor:
@@ -17,7 +17,7 @@ def pool(model: nn.Module, point: Point, t: torch.Tensor) -> torch.Tensor:
     if t.dim() == 2:
         return t
     if t.dim() == 3:
-        return t[:, getattr(_unwrap(model), "num_prefix_tokens", 0):].mean(1)
+        return t[:, getattr(unwrap(model), "num_prefix_tokens", 0):].mean(1)
     d = channel_dim(model, point, tuple(t.shape[1:])) + 1
     dims = [i for i in range(1, t.dim()) if i != d]
     return t.mean(dims)

@@ -88,7 +88,7 @@ def _checksums(cfg: dict, root: str) -> list[str]:
     """md5 mismatches of the torchvision files (torchvision's own reference sums)."""
     from torchvision.datasets.utils import check_integrity
 
-    from .torchvision_sets import _SVHN, CIFAR, tv_root
+    from .torchvision_sets import SVHNOffline, CIFAR, tv_root
 
     name = cfg["dataset"]
     base = tv_root(root, name)
@@ -97,7 +97,7 @@ def _checksums(cfg: dict, root: str) -> list[str]:
         files = [(base / cls.base_folder / f, md5) for f, md5 in cls.train_list + cls.test_list]
         files.append((base / cls.base_folder / cls.meta["filename"], cls.meta["md5"]))
     elif name == "svhn":
-        files = [(base / v[1], v[2]) for k, v in _SVHN.split_list.items() if k != "extra"]
+        files = [(base / v[1], v[2]) for k, v in SVHNOffline.split_list.items() if k != "extra"]
     else:
         return []  # GTSRB: torchvision checks the archives only; every image is opened instead
     return [str(f) for f, md5 in files if not check_integrity(str(f), md5)]

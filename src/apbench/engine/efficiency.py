@@ -9,10 +9,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ._step import build_optimizer, normalize_precision, output_width, train_mode
+from .step import build_optimizer, normalize_precision, output_width, train_mode
 from .memory import saved_activation_bytes, saved_bytes_by_module, training_memory
 from .params import count_params
-from .speed import StepTimer, _hw, flops, inference_throughput, train_step_throughput
+from .speed import StepTimer, height_width, flops, inference_throughput, train_step_throughput
 
 __all__ = ["count_params", "saved_activation_bytes", "saved_bytes_by_module", "training_memory",
            "inference_throughput", "train_step_throughput", "flops", "StepTimer", "measure_all",
@@ -36,7 +36,7 @@ def measure_all(model: nn.Module, head_prefixes: Sequence[str], inserted: int,
     params = count_params(model, head_prefixes, inserted)
     params["effective"] = effective
 
-    x = torch.randn(batch_size, in_chans, *_hw(image_size), device=device)
+    x = torch.randn(batch_size, in_chans, *height_width(image_size), device=device)
     if num_classes is None:
         num_classes = output_width(model, x)
     y = torch.randint(num_classes, (batch_size,), device=device)

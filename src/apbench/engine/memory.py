@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._step import (autocast, build_optimizer, grad_scaler, model_device, state_restored,
+from .step import (autocast, build_optimizer, grad_scaler, model_device, state_restored,
                     synchronize, train_mode, train_step, unique_parameters)
 
 OUTSIDE = "<outside>"  # tensors saved outside the model: by the loss, usually

@@ -19,16 +19,16 @@ Without a valid point, ``prepare`` returns a cache that is off (``info["reason"]
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from ..models.layers import Point, _unwrap, block_points
+from ..models.layers import Point, unwrap, block_points
 from ..models.suffix import as_suffix, bypassed_hooks, run_prefix, hooked_descendants
-from ._step import model_device, modes_restored
+from .step import model_device, modes_restored
 from .loop import amp_context, loader  # the loop's own loader: same items, same collate
 from .prefix_store import PrefixStore, lookup_or_build, model_fingerprint
 
@@ -83,7 +83,7 @@ def choose_point(adapted, input_size) -> tuple[Point | None, str, tuple[int, ...
         def grab(mod, args, out, i=p.index):
             needs_grad.setdefault(i, bool(out.requires_grad))
             shapes.setdefault(i, tuple(out.shape[1:]))
-        handles.append(p.module(_unwrap(model)).register_forward_hook(grab, prepend=True))
+        handles.append(p.module(unwrap(model)).register_forward_hook(grab, prepend=True))
     device = model_device(model)
     try:
         with modes_restored(model), torch.enable_grad():

@@ -13,14 +13,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ._step import (autocast, build_optimizer, grad_scaler, model_device, modes_restored,
+from .step import (autocast, build_optimizer, grad_scaler, model_device, modes_restored,
                     normalize_precision, output_width, state_restored, synchronize, train_mode,
                     train_step)
 
 ImageSize = int | Sequence[int]
 
 
-def _hw(image_size: ImageSize) -> tuple[int, int]:
+def height_width(image_size: ImageSize) -> tuple[int, int]:
     if isinstance(image_size, int):
         return image_size, image_size
     h, w = image_size[-2:]
@@ -28,14 +28,14 @@ def _hw(image_size: ImageSize) -> tuple[int, int]:
 
 
 def _batch(batch_size: int, image_size: ImageSize, in_chans: int, device) -> torch.Tensor:
-    return torch.randn(batch_size, in_chans, *_hw(image_size), device=device)
+    return torch.randn(batch_size, in_chans, *height_width(image_size), device=device)
 
 
 def _record(seconds: float, batch_size: int, image_size: ImageSize, precision: str,
             warmup: int, iters: int) -> dict:
     step = seconds / iters
     return {"img_per_s": batch_size / step, "step_time_s": step, "batch_size": batch_size,
-            "image_size": list(_hw(image_size)), "precision": precision,
+            "image_size": list(height_width(image_size)), "precision": precision,
             "warmup": warmup, "iters": iters}
 
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..models.layers import _unwrap
-from ._step import model_device
+from ..models.layers import unwrap
+from .step import model_device
 
 
 def _trial_step(adapted, example: Dataset, amp: str) -> None:
@@ -49,7 +49,7 @@ def applied(adapted, example: Dataset, *, channels_last: bool = False, compile: 
     if channels_last:
         # Only 4-D weights change layout; convolutions then produce channels-last outputs themselves.
         adapted.model.to(memory_format=torch.channels_last)
-    m = _unwrap(adapted.model)
+    m = unwrap(adapted.model)
     had, old = "forward" in m.__dict__, m.__dict__.get("forward")
     if compile:
         t0 = time.perf_counter()

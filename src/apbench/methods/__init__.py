@@ -1,47 +1,24 @@
-"""Method registry. A method is one module here plus one YAML in conf/method/.
+"""Methods: one module per method, one line in ``catalog.py``, one YAML in conf/method/.
 
-    >>> adapted = apply(model, "ap", layers=[8])        # returns an Adapted with the trainable set
+    >>> from apbench import methods
+    >>> adapted = methods.apply(model, "ap", layers=[8])   # an Adapted with the trainable set
+
+Importing the package is cheap; the registry (every method module, and torch) loads on first use of
+one of its names, so ``apbench methods`` lists the catalog without torch.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from .catalog import CATALOG
 
-from torch import nn
-
-from . import activation_prompt, full_finetune, linear_probe  # noqa: F401  (registration)
-from . import adapters, lora, peft_generic, vpt  # noqa: F401  (registration: methods-peft)
-from . import bitfit, norm_tuning, ssf, visual_prompt  # noqa: F401  (registration: prompt and norm methods)
-from . import e2vpt, gated_prompt  # noqa: F401  (registration: ViT prompt baselines, issue 17)
-from .base import METHODS, Adapted, MethodError, check_family
-from .heads import HEADS, HeadError, setup_head
+_REGISTRY = {"apply", "Adapted", "MethodError", "METHODS", "head_prefixes_of", "HEADS", "HeadError", "setup_head",
+             "check_family"}
 
 
-def head_prefixes_of(model: nn.Module) -> list[str]:
-    head = getattr(model, "pretrained_cfg", {}).get("classifier")
-    return [head] if isinstance(head, str) else list(head or [])
+def __getattr__(name: str):
+    if name in _REGISTRY:
+        from . import registry
+        return getattr(registry, name)
+    raise AttributeError(f"module 'apbench.methods' has no attribute {name!r}")
 
 
-def apply(model: nn.Module, name: str, input_size: Sequence[int] | None = None,
-          head_prefixes: Sequence[str] | None = None, **kwargs) -> Adapted:
-    """Prepare ``model`` for training with method ``name``; returns the trainable set and what was inserted.
-
-    ``head_prefixes`` names the parameters of the (new) head, which stay trainable; by default the
-    timm classifier. ``input_size`` (C, H, W) is needed by methods that size tensors from activations.
-    """
-    if name not in METHODS:
-        raise MethodError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
-    info = METHODS[name]
-    check_family(model, name, info.families)
-    unknown = set(kwargs) - set(info.arguments())
-    if unknown:
-        raise MethodError(f"method {name!r} takes no argument(s) {sorted(unknown)}; valid: {info.arguments()}")
-    if input_size is None:
-        input_size = getattr(model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))
-    call = dict(kwargs, head_prefixes=list(head_prefixes if head_prefixes is not None else head_prefixes_of(model)))
-    import inspect
-    if "input_size" in inspect.signature(info.fn).parameters:
-        call["input_size"] = tuple(input_size)
-    return info.fn(model, **call)
-
-
-__all__ = ["apply", "Adapted", "MethodError", "METHODS", "head_prefixes_of", "HEADS", "HeadError", "setup_head"]
+__all__ = ["CATALOG", *sorted(_REGISTRY)]

@@ -19,7 +19,7 @@ from torch import nn
 
 from timm.layers import LayerNorm2d
 
-from ..models.layers import FAMILIES, Point, _unwrap, family_of, probe_shapes, register_point_hook, resolve_layers
+from ..models.layers import Point, unwrap, family_of, probe_shapes, register_point_hook, resolve_layers
 from .base import Adapted, MethodError, freeze_all_but, register_method
 
 SHAPES = ("full", "channel")
@@ -43,7 +43,7 @@ def channel_dim(model: nn.Module, point: Point, act_shape: tuple[int, ...]) -> i
     if ndim <= 2:
         return ndim - 1  # tokens×D (or a pooled D)
     if point.kind == "module":
-        mod = point.module(_unwrap(model))
+        mod = point.module(unwrap(model))
         if hasattr(mod, "fc1") and hasattr(mod, "fc2"):  # an MLP (Linear or 1×1 conv): its first/last layer decides
             mod = mod.fc1 if point.where == "input" else mod.fc2
         if isinstance(mod, _CHANNELS_FIRST):
@@ -79,7 +79,7 @@ def attach_prompts(model: nn.Module, points, shape: str, init: str, input_size) 
     return prompts
 
 
-@register_method("ap", FAMILIES, "additive prompt on the activation at the given point(s)")
+@register_method("ap")
 def activation_prompt(model, head_prefixes, input_size, layers=(-1,), shape="full", init="zeros"):
     points = resolve_layers(model, layers)
     if not points:

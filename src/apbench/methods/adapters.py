@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.layers import CNN_FAMILIES, FAMILIES, TRANSFORMER_FAMILIES, _unwrap, family_of, probe_shapes
+from ..models.layers import CNN_FAMILIES, TRANSFORMER_FAMILIES, unwrap, family_of, probe_shapes
 from .base import Adapted, MethodError, freeze_all_but, register_method
 from .blocks import bottleneck_width, select_blocks
 
@@ -68,7 +68,7 @@ def _parallel(block: nn.Module, adapter: Bottleneck):
     return [block.norm2.register_forward_pre_hook(grab), block.register_forward_hook(add)]
 
 
-@register_method("adapter", FAMILIES, "bottleneck adapters: parallel (AdaptFormer), sequential (Houlsby), conv")
+@register_method("adapter")
 def adapter(model, head_prefixes, input_size, variant="auto", bottleneck=64, layers="all", scale=None,
             activation="relu", init="zero_up", dropout=0.0, train_norms=False):
     fam = family_of(model)
@@ -89,7 +89,7 @@ def adapter(model, head_prefixes, input_size, variant="auto", bottleneck=64, lay
         raise MethodError("adapter train_norms=true is Houlsby's (variant=sequential) only")
     scale = float(scale if scale is not None else (0.1 if variant == "parallel" else 1.0))
     make = dict(activation=activation, init=init, dropout=float(dropout))
-    inner = _unwrap(model)
+    inner = unwrap(model)
     points = select_blocks(inner, layers, "adapter")
     head = freeze_all_but(model, head_prefixes)
     device = next(inner.parameters()).device

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..models.layers import Point, family_of
 from ..models.naming import under_prefixes
+from .catalog import CATALOG
 
 
 class MethodError(ValueError):
@@ -91,10 +92,15 @@ class MethodInfo:
 METHODS: dict[str, MethodInfo] = {}
 
 
-def register_method(name: str, families: Iterable[str], summary: str):
+def register_method(name: str):
+    """Bind ``fn`` to the catalog entry ``name`` (its families and summary live there, so they can be
+    listed without importing the method)."""
     def deco(fn):
+        if name not in CATALOG:
+            raise KeyError(f"method {name!r} is not in apbench/methods/catalog.py; add its entry there")
+        entry = CATALOG[name]
         takes_layers = "layers" in inspect.signature(fn).parameters
-        METHODS[name] = MethodInfo(name, fn, tuple(families), takes_layers, summary)
+        METHODS[name] = MethodInfo(name, fn, entry.families, takes_layers, entry.summary)
         return fn
     return deco
 

@@ -5,11 +5,10 @@ Norm-layer biases count as biases (as in the paper). BatchNorm statistics stay f
 """
 from __future__ import annotations
 
-from ..models.layers import FAMILIES
 from .base import Adapted, MethodError, freeze_all_but, register_method
 
 
-@register_method("bitfit", FAMILIES, "all bias terms (BN statistics frozen)")
+@register_method("bitfit")
 def bitfit(model, head_prefixes):
     head = freeze_all_but(model, head_prefixes)
     head_ids = {id(p) for p in head}

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.layers import _unwrap
+from ..models.layers import unwrap
 from .base import MethodError, register_method
 from .gated_prompt import check_attention
 from .vpt import vpt
@@ -57,13 +57,12 @@ class _ForwardOverride:
         self.module.__dict__.pop("forward", None)
 
 
-@register_method("e2vpt_no_pruning", ("vit",),
-                 "E2VPT without its pruning stage: deep visual prompts + key-value prompts in every block")
+@register_method("e2vpt_no_pruning")
 def e2vpt_no_pruning(model, head_prefixes, num_tokens_p=5, num_tokens_kv=5):
     for key, v in (("num_tokens_p", num_tokens_p), ("num_tokens_kv", num_tokens_kv)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise MethodError(f"e2vpt_no_pruning {key}={v!r} must be a positive integer")
-    vit = _unwrap(model)
+    vit = unwrap(model)
     check_attention(vit, "e2vpt_no_pruning")
     adapted = vpt(model, head_prefixes, variant="deep", num_tokens=num_tokens_p, layers="all")
     device = vit.patch_embed.proj.weight.device

@@ -1,10 +1,9 @@
 """Full fine-tuning: every weight trains, BatchNorm statistics update (the usual recipe)."""
-from ..models.layers import FAMILIES
 from ..models.naming import under_prefixes
 from .base import Adapted, register_method
 
 
-@register_method("full_ft", FAMILIES, "all weights and the head")
+@register_method("full_ft")
 def full_finetune(model, head_prefixes):
     head, backbone = [], []
     for name, p in model.named_parameters():

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.layers import _unwrap
+from ..models.layers import unwrap
 from .base import Adapted, MethodError, freeze_all_but, register_method
 from .blocks import select_blocks
 from .vpt import init_range
@@ -52,13 +52,13 @@ def check_attention(vit: nn.Module, method: str) -> None:
                               f"implementation does not cover; use a ViT without qk_norm")
 
 
-@register_method("gated_prompt", ("vit",), "GatedPromptTuning: shallow prompts, per-block gates and attention temperatures")
+@register_method("gated_prompt")
 def gated_prompt(model, head_prefixes, num_tokens=100, gate_init=5.0, dropout=0.1, learn_temperature=True):
     if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or num_tokens <= 0:
         raise MethodError(f"gated_prompt num_tokens={num_tokens!r} must be a positive integer")
     if not 0 <= float(dropout) < 1:
         raise MethodError(f"gated_prompt dropout={dropout!r} must be in [0, 1)")
-    vit = _unwrap(model)
+    vit = unwrap(model)
     check_attention(vit, "gated_prompt")
     points = select_blocks(vit, "all", "gated_prompt")
     head = freeze_all_but(model, head_prefixes)

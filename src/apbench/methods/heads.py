@@ -120,10 +120,14 @@ class Head:
             adapted.info["label_map_computed_at_epoch"] = epoch
 
 
+def head_prefixes_of(model: nn.Module) -> list[str]:
+    """The parameter-name prefixes of ``model``'s classifier, as timm's ``pretrained_cfg`` names it."""
+    head = getattr(model, "pretrained_cfg", {}).get("classifier")
+    return [head] if isinstance(head, str) else list(head or [])
+
+
 def setup_head(model: nn.Module, kind: str, num_classes: int, seed: int = 0) -> Head:
     """Prepare ``model``'s classifier for ``kind``; call before ``methods.apply``, then ``head.attach``."""
-    from . import head_prefixes_of
-
     if kind not in HEADS:
         raise HeadError(f"head {kind!r} unknown; choose one of: {', '.join(HEADS)}")
     source = int(getattr(model, "num_classes", 0) or 0)

@@ -9,7 +9,6 @@ LoRA paper's setting, through ``qkv_lora`` (peft cannot target part of a module)
 """
 from __future__ import annotations
 
-from ..models.layers import FAMILIES
 from .base import MethodError, register_method
 from .blocks import select_blocks
 from . import qkv_lora
@@ -17,7 +16,7 @@ from .base import Adapted, freeze_all_but
 from .peft_wrap import target_names, names_regex, wrap
 
 
-@register_method("lora", FAMILIES, "low-rank updates (peft LoRA) of chosen linears/convs in chosen blocks")
+@register_method("lora")
 def lora(model, head_prefixes, layers="all", targets=None, r=8, alpha=16, dropout=0.0, merge=False):
     from peft import LoraConfig
 
@@ -33,11 +32,11 @@ def lora(model, head_prefixes, layers="all", targets=None, r=8, alpha=16, dropou
 
 
 def _qkv_parts(model, head_prefixes, points, parts, r, alpha, dropout, merge):
-    from ..models.layers import _unwrap
+    from ..models.layers import unwrap
     if merge:
         raise MethodError("lora targets q/k/v (parts of a fused qkv) cannot be merged; use method.merge=false")
     head = freeze_all_but(model, head_prefixes)
-    inner = _unwrap(model)
+    inner = unwrap(model)
     inner.apbench_qkv_lora, handles, names = qkv_lora.attach(inner, points, parts, r, alpha, float(dropout))
     params = list(inner.apbench_qkv_lora.parameters())
     return Adapted(model, "lora", {"lora": params, "head": head}, inserted=sum(p.numel() for p in params),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.layers import FAMILIES, Point, _unwrap, block_points, register_point_hook, resolve_layers
+from ..models.layers import Point, unwrap, block_points, register_point_hook, resolve_layers
 from .base import Adapted, MethodError, freeze_all_but, register_method
 
 KINDS = {
@@ -25,7 +25,7 @@ KINDS = {
 
 def stem_modules(model: nn.Module) -> list[nn.Module]:
     """The top-level children before the first block's container: what point 0 stands for."""
-    model = _unwrap(model)
+    model = unwrap(model)
     first_block = block_points(model)[1].module_path.split(".")[0]
     out = []
     for name, child in model.named_children():
@@ -40,7 +40,7 @@ def modules_at(model: nn.Module, point: Point) -> list[nn.Module]:
         raise MethodError("point 'input' holds no layers to tune; give blocks, e.g. layers=[1-4]")
     if point.kind == "stem":
         return stem_modules(model)
-    return [point.module(_unwrap(model))]
+    return [point.module(unwrap(model))]
 
 
 WHERE = ("block", "after")
@@ -51,7 +51,7 @@ def norm_after(model: nn.Module, point: Point, types: tuple, input_size) -> nn.M
     """The first norm layer of ``types`` whose forward starts after ``point``'s activation is produced
     (read from one forward pass at batch 1, so it follows the model's real order, not its attribute order)."""
     events: list = []
-    norms = [m for m in _unwrap(model).modules() if isinstance(m, types)]
+    norms = [m for m in unwrap(model).modules() if isinstance(m, types)]
     handles = [m.register_forward_pre_hook(lambda mod, args: events.append(mod)) for m in norms]
     handles.append(register_point_hook(model, point, lambda t: (events.append("point"), t)[1]))
     was_training = model.training
@@ -66,7 +66,7 @@ def norm_after(model: nn.Module, point: Point, types: tuple, input_size) -> nn.M
     start = events.index("point") + 1 if "point" in events else 0
     after = [e for e in events[start:] if e != "point"]
     if not after:
-        raise MethodError(f"no norm layer runs after point {point.key} in {type(_unwrap(model)).__name__}; "
+        raise MethodError(f"no norm layer runs after point {point.key} in {type(unwrap(model)).__name__}; "
                           "use where=block (the norm layers inside the block) or an earlier point")
     return after[0]
 
@@ -88,7 +88,7 @@ def norm_layers(model: nn.Module, layers, kinds, where: str = "block", input_siz
                 found.append(m)
         return found
     if layers is None:
-        roots = [_unwrap(model)]
+        roots = [unwrap(model)]
     else:
         roots = [m for p in resolve_layers(model, layers) for m in modules_at(model, p)]
     found, seen = [], set()
@@ -100,7 +100,7 @@ def norm_layers(model: nn.Module, layers, kinds, where: str = "block", input_siz
     return found
 
 
-@register_method("norm_tuning", FAMILIES, "affine parameters of norm layers (BN statistics frozen)")
+@register_method("norm_tuning")
 def norm_tuning(model, head_prefixes, input_size, layers=None, kinds=("batchnorm", "layernorm", "groupnorm"),
                 where="block"):
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
@@ -108,7 +108,7 @@ def norm_tuning(model, head_prefixes, input_size, layers=None, kinds=("batchnorm
     norms = norm_layers(model, layers, kinds, where, input_size)
     params = [p for m in norms for p in m.parameters(recurse=False)]  # weight and bias when affine
     if not params:
-        raise MethodError(f"no affine {'/'.join(kinds)} layers in {type(_unwrap(model)).__name__} at layers={layers}")
+        raise MethodError(f"no affine {'/'.join(kinds)} layers in {type(unwrap(model)).__name__} at layers={layers}")
     head_ids = {id(p) for p in head}
     params = [p for p in params if id(p) not in head_ids]
     for p in params:
@@ -116,5 +116,5 @@ def norm_tuning(model, head_prefixes, input_size, layers=None, kinds=("batchnorm
     return Adapted(model, "norm_tuning", {"norm": params, "head": head}, bn_mode="eval",
                    points=resolve_layers(model, layers) if layers is not None else [],
                    info={"kinds": kinds, "norm_layers": len(norms), "where": where}
-                   | ({"norm_modules": [n for n, m in _unwrap(model).named_modules() if any(m is x for x in norms)]}
+                   | ({"norm_modules": [n for n, m in unwrap(model).named_modules() if any(m is x for x in norms)]}
                       if where == "after" else {}))

@@ -11,7 +11,6 @@ Prompt-learning tuners (prompt/prefix/p-tuning) need a transformers language mod
 """
 from __future__ import annotations
 
-from ..models.layers import FAMILIES
 from .base import MethodError, register_method
 from .blocks import select_blocks
 from .peft_wrap import names_regex, target_names, wrap
@@ -29,7 +28,7 @@ def peft_config(config: dict):
     return kind, PEFT_TYPE_TO_CONFIG_MAPPING[kind], config
 
 
-@register_method("peft", FAMILIES, "any peft tuner (LoHa, LoKr, IA3, OFT ...) from a peft config dict")
+@register_method("peft")
 def peft_generic(model, head_prefixes, config=None, layers="all", targets=None, merge=False):
     from peft import PromptLearningConfig
 

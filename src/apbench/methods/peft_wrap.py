@@ -12,7 +12,7 @@ import re
 
 from torch import nn
 
-from ..models.layers import Point, _unwrap, family_of
+from ..models.layers import Point, unwrap, family_of
 from .base import Adapted, MethodError
 from .blocks import split_head
 
@@ -35,7 +35,7 @@ def _matches(rel: str, mod: nn.Module, target: str) -> bool:
 def target_names(model: nn.Module, points: list[Point], targets, r: int | None = None) -> list[str]:
     """Full module names of the targeted Linear/Conv2d layers inside the chosen blocks, plus the layers
     named directly by module-path points (``blocks.0.attn.qkv``)."""
-    inner = _unwrap(model)
+    inner = unwrap(model)
     targets = list(targets) if targets else DEFAULT_TARGETS[family_of(inner)]
     names, found = [], set()
     for p in [p for p in points if p.kind == "module"]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.layers import (FAMILIES, TRANSFORMER_FAMILIES, _unwrap, block_points, family_of, probe_shapes,
+from ..models.layers import (TRANSFORMER_FAMILIES, unwrap, block_points, family_of, probe_shapes,
                              register_point_hook, resolve_layers)
 from .activation_prompt import prompt_shape
 from .base import Adapted, MethodError, freeze_all_but, register_method
@@ -43,7 +43,7 @@ class ScaleShift(nn.Module):
 
 def reference_points(model: nn.Module, layers) -> list:
     """The operations of the chosen blocks that the SSF reference scales and shifts."""
-    inner = _unwrap(model)
+    inner = unwrap(model)
     blocks = select_blocks(inner, layers, "ssf")
     transformer = family_of(model) in TRANSFORMER_FAMILIES
     paths = []
@@ -64,7 +64,7 @@ def reference_points(model: nn.Module, layers) -> list:
     return resolve_layers(model, paths)
 
 
-@register_method("ssf", FAMILIES, "per-channel scale and shift after each operation (reference) or chosen point")
+@register_method("ssf")
 def ssf(model, head_prefixes, input_size, layers="all", placement="reference", init="normal"):
     if placement not in PLACEMENTS:
         raise MethodError(f"ssf placement {placement!r} unknown; choose one of {PLACEMENTS}")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.layers import FAMILIES, input_point, register_point_hook
+from ..models.layers import input_point, register_point_hook
 from .base import Adapted, MethodError, freeze_all_but, register_method
 
 VARIANTS = ("pad", "expansive", "full")
@@ -92,7 +92,7 @@ class VisualPrompt(nn.Module):
         return canvas + f()
 
 
-@register_method("vp", FAMILIES, "learnable pixel pattern on the input: pad border, expansive surround or full")
+@register_method("vp")
 def visual_prompt(model, head_prefixes, input_size, variant="pad", pad_width=30, inner_size=164, init="zeros",
                   bound="none"):
     if variant not in VARIANTS:

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from ..models.layers import _unwrap
+from ..models.layers import unwrap
 from .base import Adapted, MethodError, freeze_all_but, register_method
 from .blocks import select_blocks
 
@@ -39,13 +39,13 @@ def init_range(model: nn.Module) -> float:
     return math.sqrt(6.0 / (in_chans * ph * pw + model.embed_dim))
 
 
-@register_method("vpt", ("vit",), "learnable prompt tokens in the ViT token sequence (shallow or deep)")
+@register_method("vpt")
 def vpt(model, head_prefixes, variant="deep", num_tokens=10, layers=None):
     if variant not in VARIANTS:
         raise MethodError(f"vpt variant {variant!r} unknown; choose one of {VARIANTS}")
     if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or num_tokens <= 0:
         raise MethodError(f"vpt num_tokens={num_tokens!r} must be a positive integer")
-    vit = _unwrap(model)
+    vit = unwrap(model)
     if layers is None:
         layers = "all" if variant == "deep" else [1]
     points = select_blocks(vit, layers, "vpt")

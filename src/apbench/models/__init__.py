@@ -1,5 +1,3 @@
-"""Backbones: timm models with their weights, preprocessing and addressable points."""
-from .factory import BuiltModel, build_model
-from .layers import LayerSpecError, list_points, resolve_layers
-
-__all__ = ["build_model", "BuiltModel", "list_points", "resolve_layers", "LayerSpecError"]
+"""Backbones: timm models with their weights (``factory``, ``weights``), preprocessing and addressable
+points (``layers``). Import the submodule you need: this package itself loads nothing, so that listing
+commands can read ``families`` without torch."""

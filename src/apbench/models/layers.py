@@ -25,6 +25,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .families import CNN_FAMILIES, FAMILIES, TRANSFORMER_FAMILIES  # noqa: F401  (the methods import them from here)
+
 
 class LayerSpecError(ValueError):
     """A layer spec that does not address a point of this model."""
@@ -86,12 +88,9 @@ def _family_table() -> list[tuple[str, type, Callable]]:
     ]
 
 
-FAMILIES = ("efficientnet", "resnet", "vit", "swin", "convnext")
-CNN_FAMILIES = ("efficientnet", "resnet", "convnext")
-TRANSFORMER_FAMILIES = ("vit", "swin")
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> nn.Module:
     """peft wraps the timm model; the points are those of the model inside."""
     base = getattr(model, "base_model", None)
     inner = getattr(base, "model", None)
@@ -99,7 +98,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def family_of(model: nn.Module) -> str:
-    model = _unwrap(model)
+    model = unwrap(model)
     for name, cls, _ in _family_table():
         if isinstance(model, cls):
             return name
@@ -111,7 +110,7 @@ def family_of(model: nn.Module) -> str:
 
 def block_points(model: nn.Module) -> list[Point]:
     """``[0 (stem), 1..N (blocks)]`` without shapes."""
-    model = _unwrap(model)
+    model = unwrap(model)
     fam = family_of(model)
     stem, blocks = dict((n, f) for n, _, f in _family_table())[fam](model)
     pts = [Point("0", stem, "output", 0, stage=None, kind="stem")]
@@ -144,10 +143,10 @@ def _parse_one(model: nn.Module, item, points: list[Point]) -> Point:
         if where not in ("input", "output"):
             raise LayerSpecError(f"layer {text!r}: the part after ':' must be 'input' or 'output'")
         try:
-            _unwrap(model).get_submodule(path)
+            unwrap(model).get_submodule(path)
         except AttributeError:
             raise LayerSpecError(
-                f"layer {text!r}: no module {path!r} in {type(_unwrap(model)).__name__}; "
+                f"layer {text!r}: no module {path!r} in {type(unwrap(model)).__name__}; "
                 "run `apbench layers MODEL --modules` to list module paths"
             ) from None
         for p in points:  # a module path that names a block point is that point
@@ -160,7 +159,7 @@ def _parse_one(model: nn.Module, item, points: list[Point]) -> Point:
         k = n + 1 + k if -k <= n else -1
     if not 0 <= k <= n:
         raise LayerSpecError(
-            f"layer {item} is out of range for {type(_unwrap(model)).__name__} with {n} blocks: "
+            f"layer {item} is out of range for {type(unwrap(model)).__name__} with {n} blocks: "
             f"valid points are 'input', 0..{n} (0 = stem output) or -1..-{n}"
         )
     return points[k]
@@ -202,7 +201,7 @@ def resolve_layers(model: nn.Module, spec) -> list[Point]:
 
 def register_point_hook(model: nn.Module, point: Point, fn: Callable[[torch.Tensor], torch.Tensor]):
     """Apply ``fn`` to the activation at ``point``; returns the hook handle."""
-    module = point.module(_unwrap(model)) if point.kind != "input" else model
+    module = point.module(unwrap(model)) if point.kind != "input" else model
     if point.where == "output":
         return module.register_forward_hook(lambda mod, args, out: fn(out))
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .layers import Point, _unwrap, block_points, family_of
+from .layers import Point, unwrap, block_points, family_of
 
 
 class _Reached(Exception):
@@ -64,7 +64,7 @@ def point_at(model: nn.Module, k: int | Point) -> Point:
 
 def suffix_steps(model: nn.Module, k: int | Point) -> list[str]:
     """Module paths the suffix calls after point ``k``, in order (``forward_head`` follows)."""
-    m = _unwrap(model)
+    m = unwrap(model)
     k = point_at(m, k).index
     stages, tail = _stages(m, family_of(m))
     steps, last = [], 0
@@ -84,7 +84,7 @@ def run_prefix(model: nn.Module, x: torch.Tensor, k: int | Point) -> torch.Tenso
     Runs the model's real forward (wrappers such as peft included) and stops it at ``k`` with a hook
     that fires before any other hook there.
     """
-    module = point_at(_unwrap(model), k).module(_unwrap(model))
+    module = point_at(unwrap(model), k).module(unwrap(model))
 
     def capture(mod, args, out):
         raise _Reached(out)
@@ -117,7 +117,7 @@ def _returning(module: nn.Module, value: torch.Tensor):
 def run_suffix(model: nn.Module, activation: torch.Tensor, k: int | Point,
                steps: list[str] | None = None) -> torch.Tensor:
     """Logits of the model from the activation at point ``k`` (as ``run_prefix`` returns it)."""
-    m = _unwrap(model)
+    m = unwrap(model)
     module = point_at(m, k).module(m)
     with _returning(module, activation):
         x = module(activation)                       # the hooks at k: applied here, exactly once
@@ -134,7 +134,7 @@ def bypassed_hooks(model: nn.Module, k: int | Point) -> list[str]:
     """Modules whose hooks the split would skip or misapply: the containers around point ``k`` (only
     partly run; the model and its wrappers included) and pre-hooks on the module at ``k`` (they
     would see the cached output as input). Empty = the split is exact."""
-    m = _unwrap(model)
+    m = unwrap(model)
     path = point_at(m, k).module_path
     out = []
     for name, mod in model.named_modules():  # wrappers (peft) and the timm model itself
@@ -156,7 +156,7 @@ def hooked_descendants(model: nn.Module, k: int | Point) -> list[str]:
     """Modules inside the one at point ``k`` that carry hooks. The split replays only ``k``'s own
     hooks on the cached output, so hooks inside it (an adapter that stashes a sublayer's input) would
     not fire: such a point cannot be the cache point."""
-    m = _unwrap(model)
+    m = unwrap(model)
     inner = point_at(m, k).module(m)
     return [name for name, mod in inner.named_modules() if name and _has_hooks(mod)]
 
@@ -169,7 +169,7 @@ def as_suffix(model: nn.Module, k: int | Point, dtype: torch.dtype | None = None
     optimizers, checkpoints and wrappers such as peft see no difference; only its input changes.
     ``dtype``: cast incoming activations to it (a cache stored in fp16 feeds an fp32 model).
     """
-    m = _unwrap(model)
+    m = unwrap(model)
     steps = suffix_steps(m, k)
 
     def forward(activation, *args, **kwargs):

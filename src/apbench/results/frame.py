@@ -6,7 +6,6 @@ defaults for old records, how a method is labelled) lives in one place.
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 import pandas as pd
@@ -81,18 +80,6 @@ def _layers(value) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(str(v) for v in value)
     return () if value is None or value != value else (str(value),)  # NaN-safe
-
-
-def layer_sort_key(layers: str) -> tuple:
-    """Order layer labels as a network reads: input, then 0..N, then negatives, then module paths."""
-    def part(p: str) -> tuple:
-        if p == "input":
-            return (0, 0, "")
-        if re.fullmatch(r"-?\d+", p):
-            n = int(p)
-            return (1, n, "") if n >= 0 else (2, n, "")
-        return (3, 0, p)
-    return tuple(part(p) for p in layers.split("+")) if layers else ()
 
 
 def method_labels(df: pd.DataFrame, layers: bool = True) -> pd.Series:

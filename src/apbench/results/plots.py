@@ -20,8 +20,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from .cells import chosen_point  # noqa: E402
-from .frame import layer_sort_key, method_labels  # noqa: E402
-from .tables import ACC, final_ok, label_order, safe_name  # noqa: E402
+from .frame import method_labels  # noqa: E402
+from .rows import final_ok, label_order, layer_sort_key  # noqa: E402
+from .tables import safe_name  # noqa: E402
 
 SWEPT_METHOD = "ap"
 # Methods drawn as a curve beside AP when a folder holds them at more than one layer point (a layer-wise

@@ -56,7 +56,7 @@ def recipe_of(record: dict, selection: dict | None = None) -> dict[str, str]:
 def recipe_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     """{(model, protocol, dataset): table}, one row per label, from the ``recipe.*`` columns the
     records frame carries (the first final ok run of each cell: its seeds share the recipe)."""
-    from .tables import final_ok, label_order
+    from .rows import final_ok, label_order
 
     ok = final_ok(df)
     cols = [f"recipe.{c}" for c in COLUMNS]

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from .predictions import decode
-from .tables import ACC, final_ok, label_order
+from .rows import ACC, final_ok, label_order
 
 Z95 = float(sps.norm.ppf(0.975))
 BOOT = 2000          # bootstrap resamples (fixed seed: tables are reproducible)

@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from .cells import chosen_point
-from .frame import layer_sort_key
 from .recipe_table import recipe_tables
+from .rows import ACC, final_ok, label_order
+from .stats import cd_diagram, cell_stats, rank_table, stats_tables
 
-ACC = "metrics.test_top1"
 EDGE = "\N{DAGGER}"  # hyper-parameter chosen on the edge of its search grid
 SHARED = "\N{DOUBLE DAGGER}"  # some runs of the cell are also counted in another cell
 MISSING_CELL = "-"
@@ -38,31 +38,6 @@ EFFICIENCY_COLUMNS = {  # record column -> (table column, scale)
     "efficiency.infer_throughput": ("infer throughput (img/s)", 1),
     "efficiency.flops_infer": ("GFLOPs (infer)", 1e-9),
 }
-
-
-def final_ok(df: pd.DataFrame) -> pd.DataFrame:
-    """Runs that report test accuracy: finished ok in the final stage (selection runs never do), with
-    ``dataset`` as the row label (``dataset_label``: the name plus what tells apart two datasets of
-    one name, e.g. two image folders)."""
-    ok = df[(df["status"] == "ok") & (df["stage"] == "final")]
-    return ok.assign(dataset=ok["dataset_label"]) if "dataset_label" in ok else ok
-
-
-def _natural(text: str) -> tuple:
-    """'lr=3e-4, x=10' sorts numbers as numbers: 1 < 10 < 100, 3e-4 < 1e-3."""
-    parts = re.split(r"(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)", text)
-    return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts) if p)
-
-
-def label_order(labels) -> list[str]:
-    """Columns grouped by method, then layers in network order (input, 0..N), then head, then what
-    else tells cells apart (``{k=v}``, numbers in numeric order)."""
-    def key(label: str):
-        base, _, rest = label.partition(" {")
-        m = re.fullmatch(r"([^@\[]+)(?:@([^\[]*))?(?:\[(.*)\])?", base)  # method[:variant]@layers[head]
-        method, layers, head = m.groups() if m else (base, "", "")
-        return (method, head or "", layer_sort_key(layers or ""), _natural(rest))
-    return sorted(set(labels), key=key)
 
 
 def _on_edge(flags: pd.Series) -> bool:
@@ -123,7 +98,6 @@ def accuracy_tables(df: pd.DataFrame, interval: bool = True) -> dict[tuple[str, 
     ``interval=False`` leaves n and the 95 % interval out of the cells (mean ± std only)."""
     stats = accuracy_stats(df)
     if interval:
-        from .stats import cell_stats  # stats imports this module
         keys = ["model", "protocol", "dataset", "label"]
         stats = stats.merge(cell_stats(df)[keys + ["ci_lo", "ci_hi"]], on=keys, how="left", validate="one_to_one")
     columns = [stats["mean"], stats["std"], stats["edge"], stats["shared"]]
@@ -202,7 +176,6 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
         lr=("hparams.lr", chosen), head_lr=("hparams.head_lr", chosen), wd=("hparams.weight_decay", chosen),
         val=("val_selected", "first"), converged=("converged", "first"), params=("params.trainable", "mean"),
         **{name: (col, "first") for col, name in SELECTION_COMPUTE.items()})
-    from .stats import cell_stats
     ci = cell_stats(df).set_index(keys)[["ci_lo", "ci_hi", "ci"]]
     stats = accuracy_stats(df).set_index(keys).join(extra).join(ci)
     tables = {}
@@ -336,7 +309,6 @@ def write_stats(df: pd.DataFrame, out: Path, reference=None) -> tuple[list[Path]
     ``reference``), ``ranks-*`` (across datasets) and ``cd-*.png``; returns (paths, notes). ``reference``
     may be a list: the first keeps the plain file names, each further one writes ``stats-*-vs-<label>``
     and ``ranks-*-vs-<label>`` (AP against VP and against BN tuning, from one records folder)."""
-    from .stats import cd_diagram, rank_table, stats_tables
 
     written, notes = [], []
     for n, ref in enumerate(_references(reference)):

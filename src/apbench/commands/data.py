@@ -10,13 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from .manifest import MANIFEST
+from . import OneLineHelp
 
 
 def verify_cmd(a) -> int:
     from hydra.errors import HydraException
 
-    from .verify import format_table, verify
+    from ..data.verify import format_table, verify
     try:
         reports = verify(a.target, a.root, decode=not a.quick, checksums=a.checksums, overrides=a.overrides)
     except KeyError as e:
@@ -48,14 +48,16 @@ def download_torchvision(name: str, root: Path) -> None:
 
 
 def prepare_cmd(a) -> int:
-    from .verify import compose_dataset
+    from ..data.verify import compose_dataset
     try:
         cfg, default_root = compose_dataset(a.dataset)
     except KeyError:
-        from .verify import available
+        from ..data.verify import available
         print(f"apbench data prepare: no dataset config {a.dataset!r}; choose one of: "
               f"{', '.join(available()[0])}", file=sys.stderr)
         return 2
+    from ..data.manifest import MANIFEST
+
     root = Path(a.root or cfg.get("root") or default_root)
     entry = MANIFEST.get(a.dataset)
     steps = (entry.get if entry else "see the comments in the dataset config").replace("<root>", str(root))
@@ -84,7 +86,7 @@ def prepare_cmd(a) -> int:
 
 
 def list_cmd(a) -> int:
-    from .verify import available, compose_dataset, suite_members
+    from ..data.verify import available, compose_dataset, suite_members
     datasets, suites = available()
     for name in datasets:
         cfg, _ = compose_dataset(name)
@@ -94,25 +96,28 @@ def list_cmd(a) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="apbench data", description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    v = sub.add_parser("verify", help="check files, counts, classes and images of a suite or dataset")
-    v.add_argument("target", help="a suite (conf/suite/) or a dataset config (conf/dataset/)")
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="apbench data", description=__doc__, formatter_class=OneLineHelp)
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{verify,prepare,list}")
+    v = sub.add_parser("verify", help="check files, counts, classes and images of a suite or dataset",
+                       formatter_class=OneLineHelp, description="Check a data root against the manifest.")
+    v.add_argument("target", metavar="SUITE|DATASET", help="a suite (conf/suite/) or a dataset config (conf/dataset/)")
     v.add_argument("overrides", nargs="*", metavar="dataset.KEY=VALUE",
                    help="overrides as for `apbench run`, e.g. dataset.path=/data/my_set for image_folder")
-    v.add_argument("--root", help="data root (default: paths.data_root, i.e. $APBENCH_DATA or ./data)")
+    v.add_argument("--root", metavar="DIR", help="data root (default: paths.data_root, i.e. $APBENCH_DATA or ./data)")
     v.add_argument("--quick", action="store_true", help="PIL verify() only, without decoding every image")
     v.add_argument("--checksums", action="store_true", help="also compare torchvision files with their md5")
     v.set_defaults(fn=verify_cmd)
-    p = sub.add_parser("prepare", help="download what torchvision can, print the manual steps for the rest")
-    p.add_argument("dataset")
-    p.add_argument("--root")
+    p = sub.add_parser("prepare", help="download what torchvision can, print the manual steps for the rest",
+                       formatter_class=OneLineHelp, description="Get a dataset, or say how.")
+    p.add_argument("dataset", metavar="DATASET", help="a dataset config (conf/dataset/)")
+    p.add_argument("--root", metavar="DIR", help="data root (default: paths.data_root)")
     p.set_defaults(fn=prepare_cmd)
-    sub.add_parser("list", help="dataset configs and suites").set_defaults(fn=list_cmd)
-    a = ap.parse_args(argv)
+    sub.add_parser("list", help="dataset configs and suites", formatter_class=OneLineHelp,
+                   description="List dataset configs (format, group, classes) and suites.").set_defaults(fn=list_cmd)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
     return a.fn(a)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

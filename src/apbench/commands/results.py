@@ -5,30 +5,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from .analysis_section import show_analyses
-from .frame import load_records
-from .plots import write_plots
-from .stats import rank_table, stats_tables
-from .tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, final_ok, label_order,
-                     load_expected, missing_runs, to_markdown, write_tables)
+from . import OneLineHelp
 
 EXIT_NO_RECORDS = 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="apbench results",
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="apbench results", formatter_class=OneLineHelp,
                                 description="Build accuracy, efficiency and failure tables and plots "
                                             "from the run records under DIR.")
     p.add_argument("dir", metavar="DIR", type=Path, help="results directory (searched recursively)")
-    p.add_argument("--out", type=Path, default=None, help="output directory (default: DIR/report)")
+    p.add_argument("--out", type=Path, default=None, metavar="OUT", help="output directory (default: DIR/report)")
     p.add_argument("--reference", action="append", default=None, metavar="METHOD",
-                   help="a method label (as in the tables, e.g. linear_probe) to compare every other method "
-                        "with: paired tests per dataset, Wilcoxon and ranks across datasets; give it again "
-                        "for more references (the first writes stats-*, the others stats-*-vs-METHOD)")
+                   help="compare every other method label with this one: paired tests per dataset, ranks and "
+                        "Wilcoxon across datasets (repeatable: stats-*-vs-METHOD)")
     p.add_argument("--baselines-from", type=Path, default=None, metavar="DIR2",
-                   help="another records folder (e.g. a study's methods table beside its layer sweep) whose "
-                        "VP, norm tuning, linear probe and full fine-tuning runs are drawn as reference lines "
-                        "in the layer plot; they enter no table")
+                   help="records whose VP, norm tuning, linear probe, full FT runs are drawn as lines in the layer plot")
     return p
 
 
@@ -37,7 +29,16 @@ def _section(title: str, body: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
+    # After the arguments: --help and a usage error need no pandas, scipy or matplotlib.
+    from ..results.analysis_section import show_analyses
+    from ..results.frame import load_records
+    from ..results.plots import write_plots
+    from ..results.rows import final_ok, label_order
+    from ..results.stats import rank_table, stats_tables
+    from ..results.tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, load_expected,
+                                  missing_runs, to_markdown, write_tables)
+
     if not args.dir.is_dir():
         print(f"apbench results: {args.dir} is not a directory; give the folder the runs wrote to "
               "(paths.results_dir, by default <paths.root_dir>/runs)", file=sys.stderr)

@@ -1,31 +1,15 @@
-"""``apbench measure [OVERRIDES...]``: the efficiency of every cell of a sweep, measured back to back.
-
-Run records carry their own efficiency figures, but each was measured whenever that run happened: on
-a shared machine their timings are not comparable. This command builds every distinct cell of
-``apbench run -m OVERRIDES`` (random weights, nothing trained or downloaded) and measures them one
-after another in one process: trainable parameters, training memory and FLOPs with the functions
-the records use (``engine.efficiency``), and every timing from ``plan.cell_costs`` passes repeated
-``--repeat`` times (median and min-max in the table): the full-model train step and inference, and
-the train step as the run takes it (the suffix only, where the prefix cache applies). Every timing
-uses the cell's training batch (``trainer.batch_size``), the batch the records' own figures use.
-Ratios are against a baseline cell of the same pass (default: the linear probe, else the first
-cell). The table files are rewritten after every cell, so an interrupted pass keeps what it measured.
-
-    apbench measure experiment=cpu_lite0_fmnist1k method=linear_probe,full_ft --baseline full_ft
-    apbench measure --records results/cpu-lite0-fmnist1k/runs --out results/cpu-lite0-fmnist1k
-"""
+"""The efficiency of every distinct cell of a sweep (or of records), measured back to back in one
+process (``apbench measure``; see :mod:`apbench.commands.measure` for why and how)."""
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
-import sys
-from pathlib import Path
 
 import pandas as pd
 from omegaconf import OmegaConf, open_dict
 
-from . import plan
+from .cell_costs import build_cell, cell_costs, rate_key
+from .sweep import Job
 
 DEFAULT_BASELINE = "linear_probe"
 
@@ -36,11 +20,11 @@ def _layers_str(layers) -> str:
     return "+".join(str(v) for v in layers) if isinstance(layers, (list, tuple)) else str(layers)
 
 
-def jobs_from_records(root) -> list[plan.Job]:
+def jobs_from_records(root) -> list[Job]:
     """One job per final ``ok`` record under ``root``, from the config the record stores."""
     from .results.store import iter_records
 
-    return [plan.Job(0, [], OmegaConf.create(r["config"])) for r in iter_records(root)
+    return [Job(0, [], OmegaConf.create(r["config"])) for r in iter_records(root)
             if r.get("status") == "ok" and r.get("stage") == "final" and r.get("config")]
 
 
@@ -52,14 +36,14 @@ def _describe(cfg) -> dict:
             "variant": variant_of(m["name"], m), "layers_str": _layers_str(m.get("layers"))}
 
 
-def distinct_cells(jobs: list[plan.Job]) -> pd.DataFrame:
+def distinct_cells(jobs: list[Job]) -> pd.DataFrame:
     """One row per distinct cell (same model/method/batch/cache setting) with its config and label,
     known before anything is measured."""
     from .results.frame import method_labels
 
     distinct = {}
     for job in jobs:
-        distinct.setdefault(plan.rate_key(job.cfg), job.cfg)
+        distinct.setdefault(rate_key(job.cfg), job.cfg)
     cells = pd.DataFrame([_describe(cfg) | {"cfg": cfg} for cfg in distinct.values()])
     if len(cells):
         cells["label"] = method_labels(cells)
@@ -68,7 +52,7 @@ def distinct_cells(jobs: list[plan.Job]) -> pd.DataFrame:
 
 def choose_baseline(labels: list[str], asked: str | None) -> str | None:
     """``asked`` ('' = none); by default the linear probe if present, else the first cell."""
-    from .results.tables import label_order
+    from .results.rows import label_order
 
     if asked is not None:
         return asked or None
@@ -85,13 +69,13 @@ def _at_training_batch(cfg):
     return cfg
 
 
-def measure_cells(jobs: list[plan.Job], device: str = "auto", warmup: int = 2, iters: int = 5, repeat: int = 3,
+def measure_cells(jobs: list[Job], device: str = "auto", warmup: int = 2, iters: int = 5, repeat: int = 3,
                   progress=print, on_row=None, cells: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per distinct cell; ``on_row(rows_so_far)`` after each. A cell that fails to build or
     measure gets a row with its error, and the pass goes on."""
     import torch
 
-    from .engine._step import output_width
+    from .engine.step import output_width
     from .engine.efficiency import count_params, flops, training_memory
     from .env import resolve_device
 
@@ -104,7 +88,7 @@ def measure_cells(jobs: list[plan.Job], device: str = "auto", warmup: int = 2, i
         row |= {"batch": int(t.batch_size), "warmup": warmup, "iters": iters, "repeat": repeat, "error": ""}
         try:
             dev = resolve_device(device if device != "auto" else cfg.get("device", "auto"))
-            cell = plan.build_cell(cfg, dev)
+            cell = build_cell(cfg, dev)
             model, adapted, head, pre = cell
             adapted.eval()  # as the records measure: dropout off, frozen BN in eval
             params = count_params(model, head.prefixes, adapted.inserted)
@@ -112,7 +96,7 @@ def measure_cells(jobs: list[plan.Job], device: str = "auto", warmup: int = 2, i
             y = torch.randint(output_width(model, x), (len(x),), device=dev)
             memory = training_memory(model, x, y, torch.nn.functional.cross_entropy, t.optimizer,
                                      t.amp if t.amp != "none" else "fp32")
-            costs = [plan.cell_costs(cfg, device, warmup=warmup, iters=iters, cell=cell) for _ in range(repeat)]
+            costs = [cell_costs(cfg, device, warmup=warmup, iters=iters, cell=cell) for _ in range(repeat)]
             step = [1e3 * c.step_s for c in costs]
             full = [1e3 * c.full_step_s for c in costs]
             infer = [1.0 / c.full_eval_s_per_image for c in costs]
@@ -144,7 +128,7 @@ def _spread(lo, hi) -> str:
 def table(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     """Rows in method-label order; ``x``-columns are baseline / method (above 1: cheaper than it).
     ``baseline`` None: no ratio columns; a label not among the rows: SystemExit naming them."""
-    from .results.tables import label_order
+    from .results.rows import label_order
 
     df = df.set_index("label")
     for col in ("trainable", "trainable_no_head", "memory_MB", "full_step_ms", "full_step_min", "full_step_max",
@@ -189,58 +173,3 @@ def heading(model: str, part: pd.DataFrame) -> str:
     r, w, n = (int(part[c].iloc[0]) for c in ("repeat", "warmup", "iters"))
     return (f"{model}: measured back to back; every timing at the training batch ({batches}, as the records), "
             f"median of {r} repeats of {w} warm-up + {n} timed steps, spread = min-max of the repeats")
-
-
-def main(argv: list[str]) -> int:
-    from .config_dir import CONF_DIR
-    from .results.tables import label_order, to_markdown, write_table
-
-    ap = argparse.ArgumentParser(prog="apbench measure", description=__doc__.split("\n\n")[0])
-    ap.add_argument("overrides", nargs="*")
-    ap.add_argument("--records", type=Path, default=None,
-                    help="measure the cells of the final ok records under this folder instead of a sweep")
-    ap.add_argument("--baseline", default=None,
-                    help=f"method label the ratios divide by (default: {DEFAULT_BASELINE} if present, else the "
-                         "first cell; '' for no ratio columns)")
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--iters", type=int, default=5)
-    ap.add_argument("--repeat", type=int, default=3, help="timing passes per cell (median and min-max shown)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="also write efficiency-measured-<model>.md/csv/tex here (rewritten after every cell)")
-    a = ap.parse_args([x for x in argv if x not in ("-m", "--multirun")])
-    if a.warmup < 0 or a.iters < 1 or a.repeat < 1:
-        ap.error("--iters and --repeat must be >= 1, --warmup >= 0")
-    if a.records is not None:
-        if a.overrides:
-            ap.error("give either OVERRIDES or --records, not both")
-        jobs = jobs_from_records(a.records)
-        if not jobs:
-            print(f"apbench measure: no final ok record with a config under {a.records}", file=sys.stderr)
-            return 2
-    else:
-        jobs = plan.sweep_jobs(a.overrides, str(CONF_DIR))
-    cells = distinct_cells(jobs)
-    labels = list(cells["label"]) if len(cells) else []
-    baseline = choose_baseline(labels, a.baseline)
-    if baseline is not None and baseline not in labels:  # said before minutes of measuring, not after
-        print(f"apbench measure: --baseline {baseline!r} is not among the cells: {', '.join(label_order(labels))}"
-              " (or --baseline '' for no ratio columns)", file=sys.stderr)
-        return 2
-
-    def write(df: pd.DataFrame) -> None:
-        if a.out is None:
-            return
-        a.out.mkdir(parents=True, exist_ok=True)
-        for model, part in df.groupby("model"):
-            write_table(table(part, baseline if baseline in set(part["label"]) else None), a.out,
-                        f"efficiency-measured-{model}")
-
-    df = measure_cells(jobs, a.device, a.warmup, a.iters, a.repeat,
-                       progress=lambda s: print(s, file=sys.stderr), on_row=write, cells=cells)
-    print(machine_description())
-    for model, part in df.groupby("model"):
-        here = baseline if baseline in set(part["label"]) else None
-        print(f"\n## {heading(model, part)}\n")
-        print(to_markdown(table(part, here)))
-    return 1 if df["error"].astype(bool).any() else 0
