@@ -1,12 +1,20 @@
 """Shared fixtures: tiny models of each family, composed configs, and a temporary project root."""
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
-import timm
-import torch
-from omegaconf import OmegaConf
+# One thread per test process for every math library: `make test` runs two pytest-xdist workers on two
+# cores, and BLAS/OpenMP pools of two threads each would oversubscribe them (a logistic-regression
+# probe ran 10x slower so). Set before numpy, torch or sklearn load; subprocesses inherit it.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import timm  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 torch.set_num_threads(1)

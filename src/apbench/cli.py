@@ -14,10 +14,10 @@ COMMANDS = {
     "run": ("run", "train and evaluate one cell; -m: a multirun sweep (Hydra overrides)"),
     "plan": ("plan", "jobs, runs and estimated time of `apbench run -m OVERRIDES`, nothing trained"),
     "measure": ("measure", "efficiency of every cell of a sweep (or of records), measured back to back"),
-    "results": ("results", "tables and plots from the records under DIR"),
-    "analyze": ("analyze", "CKA, attention distance, per-point probes, ERF of a frozen backbone"),
     "layers": ("layers", "a backbone's addressable points with their activation shapes"),
     "methods": ("methods", "the registered methods and the model families they apply to"),
+    "analyze": ("analyze", "CKA, attention distance, per-point probes, ERF of a frozen backbone"),
+    "results": ("results", "tables and plots from the records under DIR"),
     "data": ("data", "verify a data root, prepare a dataset or suite, list datasets"),
 }
 
