@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
@@ -43,6 +43,21 @@ _TALLY = Tally()
 def tally() -> Tally:
     _TALLY.used = True
     return _TALLY
+
+
+def pytest_sessionfinish(session):
+    """A pytest-xdist worker hands its counts to the controller, which prints the one summary line."""
+    if hasattr(session.config, "workeroutput") and _TALLY.used:
+        session.config.workeroutput["reliability_tally"] = asdict(_TALLY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    counts = getattr(node, "workeroutput", {}).get("reliability_tally")
+    if counts:
+        for key, value in counts.items():
+            merged = (_TALLY.used or value) if key == "used" else getattr(_TALLY, key) + value
+            setattr(_TALLY, key, merged)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
