@@ -144,13 +144,27 @@ def _forward_error(model, input_size) -> str | None:
     return None
 
 
-def _check_input_size(model, input_size, name: str) -> None:
+# (architecture, input size) -> the meta forward's error: the same for every job of a sweep that
+# shares the backbone, and a forward of a large model costs a second even on the meta device.
+_SIZE_ERRORS: dict[tuple, str | None] = {}
+
+
+def _size_error(model, input_size, arch: tuple) -> str | None:
+    key = (arch, tuple(input_size))
+    if key not in _SIZE_ERRORS:
+        _SIZE_ERRORS[key] = _forward_error(model, input_size)
+    return _SIZE_ERRORS[key]
+
+
+def _check_input_size(model, input_size, name: str, kwargs: dict | None = None) -> None:
     """An image size the backbone cannot take (a kernel larger than the feature map, a ViT built for
     another size) would otherwise fail inside the layer probe or at the first training step."""
-    error = _forward_error(model, input_size)
+    arch = (name, repr(sorted((kwargs or {}).items())))
+    model.eval()  # as the forward leaves it, whether or not it runs
+    error = _size_error(model, input_size, arch)
     if error is None:
         return
-    fits = [s for s in PROBE_SIZES if _forward_error(model, (input_size[0], s, s)) is None]
+    fits = [s for s in PROBE_SIZES if _size_error(model, (input_size[0], s, s), arch) is None]
     if not fits:  # no size works: the meta device cannot run this model, so this check says nothing
         return
     raise ConfigError(f"model.preprocessing.image_size={input_size[-1]} does not fit {name} ({error}); "
@@ -219,7 +233,7 @@ def validate(cfg: DictConfig) -> dict:
         with torch.device("meta"):
             model = timm.create_model(mc["name"], pretrained=False, **(mc.get("kwargs") or {}))
         pre = resolve_preprocessing(model, mc.get("preprocessing"))
-        _check_input_size(model, pre["input_size"], mc["name"])
+        _check_input_size(model, pre["input_size"], mc["name"], mc.get("kwargs"))
         head = setup_head(model, m.get("head", "linear"), int(d.get("num_classes") or 2), seed=cfg.seed)
         family_of(model)
         args = {k: v for k, v in m.items() if k not in METHOD_RESERVED}
