@@ -5,6 +5,10 @@ from pathlib import Path
 from apbench.results.frame import load_records
 from apbench.results.tables import to_markdown
 
+UNTUNED = ("Each row is a single untuned point: one shared recipe (AdamW 3e-3, protocol=fixed), one seed. "
+           "A smoke test, not a comparison; for one, use the equal-budget protocol "
+           "(`apbench run -m experiment=cpu_lite0_fmnist1k method=...`, results/cpu-lite0-fmnist1k).")
+
 
 def main(runs_dir: str, out_dir: str) -> int:
     df, bad = load_records(runs_dir)
@@ -28,8 +32,9 @@ def main(runs_dir: str, out_dir: str) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = to_markdown(table, index=False)
-    (out / "table.md").write_text(md + "\n")
+    (out / "table.md").write_text(UNTUNED + "\n\n" + md + "\n")
     table.to_csv(out / "table.csv", index=False)
+    print(UNTUNED + "\n")
     print(md)
     print(f"\nwritten: {out / 'table.md'}, {out / 'table.csv'}")
     return 0
