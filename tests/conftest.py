@@ -51,3 +51,24 @@ def tiny_overrides(tmp_path):
     """Overrides for a fast run on a tiny model and tiny real data, writing under tmp_path."""
     return ["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu",
             f"paths.root_dir={tmp_path}"]
+
+
+# CPU seconds per test (the process's and its children's), for finding what makes the suite slow on a
+# machine that other work shares, where wall times mislead: APBENCH_TEST_CPU_LOG=FILE appends one
+# "seconds<TAB>nodeid" line per test (benchmarks/README.md: the suite's time).
+_CPU_LOG = os.environ.get("APBENCH_TEST_CPU_LOG")
+
+
+def _cpu_seconds() -> float:
+    import resource
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+if _CPU_LOG:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        start = _cpu_seconds()
+        yield
+        with open(_CPU_LOG, "a") as log:
+            log.write(f"{_cpu_seconds() - start:.2f}\t{item.nodeid}\n")
