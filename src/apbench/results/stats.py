@@ -25,6 +25,7 @@ Nemenyi post-hoc test (``scikit_posthocs``).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -53,14 +54,37 @@ def _correct_matrix(rows: pd.DataFrame) -> np.ndarray | None:
     return np.stack([p == t for p, t in decoded])
 
 
-def _boot_means(correct: np.ndarray, rng: np.random.Generator, images: np.ndarray | None = None,
-                pick: np.ndarray | None = None) -> np.ndarray:
-    """Bootstrap means (in %) of ``correct`` (seeds x images): seeds resampled (or as ``pick``
-    gives them), images as ``images`` gives them (else resampled)."""
-    seeds, n = correct.shape
-    if images is None:
-        images = rng.integers(0, n, size=(BOOT, n))
-    per_seed = np.stack([correct[:, idx].mean(axis=1) for idx in images])  # BOOT x seeds
+@functools.lru_cache(maxsize=2)
+def _resamples(n: int) -> tuple[np.ndarray, dict]:
+    """The bootstrap's image resamples for a test set of ``n`` images, as counts (BOOT x n: how often
+    each image is drawn in each resample; float32 holds these integers exactly), and the generator's
+    state after drawing them. Every cell and every pair of cells on one test set draws the same
+    resamples from the fixed seed, so they are drawn once (a pairwise table makes hundreds of pairs)."""
+    rng = np.random.default_rng(BOOT_SEED)
+    images = rng.integers(0, n, size=(BOOT, n))
+    offsets = (np.arange(BOOT) * n)[:, None]
+    counts = np.bincount((images + offsets).ravel(), minlength=BOOT * n).reshape(BOOT, n).astype(np.float32)
+    return counts, rng.bit_generator.state
+
+
+def _after_resamples(n: int) -> np.random.Generator:
+    """A generator in the state the fixed-seed one has after drawing the image resamples of ``n`` images."""
+    rng = np.random.default_rng(BOOT_SEED)
+    rng.bit_generator.state = _resamples(n)[1]
+    return rng
+
+
+def boot_per_seed(correct: np.ndarray) -> np.ndarray:
+    """BOOT x seeds: each seed's accuracy (fraction) on each shared image resample of ``correct``
+    (seeds x images). Integer counts divided by n: the same numbers as averaging the resampled images."""
+    counts, _ = _resamples(correct.shape[1])
+    hits = counts @ correct.T.astype(np.float32)  # sums of integers below 2^24: exact in float32
+    return hits.astype(np.float64) / correct.shape[1]
+
+
+def _boot_means(per_seed: np.ndarray, rng: np.random.Generator, pick: np.ndarray | None = None) -> np.ndarray:
+    """Bootstrap means (in %) from ``boot_per_seed``'s matrix: seeds resampled (or as ``pick`` gives them)."""
+    seeds = per_seed.shape[1]
     if pick is None:
         pick = rng.integers(0, seeds, size=(BOOT, seeds)) if seeds > 1 else np.zeros((BOOT, 1), int)
     return 100.0 * np.take_along_axis(per_seed, pick, axis=1).mean(axis=1)
@@ -81,7 +105,8 @@ def cell_interval(accs, n_test=None, correct: np.ndarray | None = None) -> tuple
     """95 % interval of a cell's mean test top-1 (%) and how it was computed."""
     accs = np.asarray(accs, dtype=float)
     if correct is not None:
-        lo, hi = np.percentile(_boot_means(correct, np.random.default_rng(BOOT_SEED)), [2.5, 97.5])
+        means = _boot_means(boot_per_seed(correct), _after_resamples(correct.shape[1]))
+        lo, hi = np.percentile(means, [2.5, 97.5])
         what = "bootstrap: test images" + (" x seeds" if len(correct) > 1 else "")
         return float(lo), float(hi), what
     if n_test is None or pd.isna(n_test) or not n_test:
@@ -100,23 +125,29 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
     return 1.0 if n == 0 else float(sps.binomtest(a_only, n, 0.5).pvalue)
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, same_seeds: bool = True) -> tuple[float, float, float]:
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, same_seeds: bool = True,
+                     per_seed_a: np.ndarray | None = None, per_seed_b: np.ndarray | None = None
+                     ) -> tuple[float, float, float]:
     """(lo, hi, p) for mean accuracy of A minus B (%), ``a``/``b``: seeds x images on the same images.
     The images are resampled once for both; ``same_seeds`` (row i of both is one seed): the seeds
-    too, else each method's seeds on their own."""
-    rng = np.random.default_rng(BOOT_SEED)
-    images = rng.integers(0, a.shape[1], size=(BOOT, a.shape[1]))
+    too, else each method's seeds on their own. ``per_seed_*``: ``boot_per_seed`` of ``a``/``b``
+    when the caller already has it (``pairwise_stats``)."""
+    rng = _after_resamples(a.shape[1])
+    pa = boot_per_seed(a) if per_seed_a is None else per_seed_a
+    pb = boot_per_seed(b) if per_seed_b is None else per_seed_b
     pick = None
     if same_seeds and len(a) == len(b):
         pick = rng.integers(0, len(a), size=(BOOT, len(a)))
-    diff = _boot_means(a, rng, images, pick) - _boot_means(b, rng, images, pick)
+    diff = _boot_means(pa, rng, pick) - _boot_means(pb, rng, pick)
     lo, hi = np.percentile(diff, [2.5, 97.5])
     tail = min(int((diff <= 0).sum()), int((diff >= 0).sum()))
     return float(lo), float(hi), min(1.0, 2.0 * (tail + 1) / (BOOT + 1))
 
 
-def compare(acc_a, acc_b, n_test, correct_a=None, correct_b=None, same_seeds: bool = False) -> dict:
-    """Method A against reference B on one dataset: difference, its interval where known, p, test."""
+def compare(acc_a, acc_b, n_test, correct_a=None, correct_b=None, same_seeds: bool = False,
+            per_seed_a=None, per_seed_b=None) -> dict:
+    """Method A against reference B on one dataset: difference, its interval where known, p, test.
+    ``per_seed_*``: ``boot_per_seed`` of the correct matrices, when the caller keeps them."""
     acc_a, acc_b = np.asarray(acc_a, float), np.asarray(acc_b, float)
     out = {"diff": float(acc_a.mean() - acc_b.mean()), "diff_lo": float("nan"), "diff_hi": float("nan")}
     if correct_a is not None and correct_b is not None and correct_a.shape[1] == correct_b.shape[1]:
@@ -124,7 +155,7 @@ def compare(acc_a, acc_b, n_test, correct_a=None, correct_b=None, same_seeds: bo
             a, b = correct_a[0], correct_b[0]
             return out | {"p": mcnemar_exact(int((a & ~b).sum()), int((~a & b).sum())),
                           "test": "McNemar exact (1 run each)"}
-        lo, hi, p = paired_bootstrap(correct_a, correct_b, same_seeds)
+        lo, hi, p = paired_bootstrap(correct_a, correct_b, same_seeds, per_seed_a, per_seed_b)
         pairs = "images and seeds paired" if same_seeds else "images paired, seeds not"
         return out | {"diff_lo": lo, "diff_hi": hi, "p": p, "test": f"paired bootstrap ({pairs}, B={BOOT})"}
     if n_test is None or pd.isna(n_test) or not n_test:
@@ -138,6 +169,49 @@ def compare(acc_a, acc_b, n_test, correct_a=None, correct_b=None, same_seeds: bo
 
 def _fmt_p(p: float) -> str:
     return "-" if pd.isna(p) else (f"{p:.2g}" if p >= 1e-4 else "<1e-4")
+
+
+COMPARISON_TEXT = ("diff", "ci", "p", "significant")
+
+
+def comparison_text(diff: float, lo: float, hi: float, p: float) -> dict[str, str]:
+    """A comparison as the stats table prints it: ``+5.05``, ``[+4.33, +5.77]``, ``0.001``, ``yes``."""
+    return {"diff": f"{diff:+.2f}", "ci": f"[{lo:+.2f}, {hi:+.2f}]" if not pd.isna(lo) else "-",
+            "p": _fmt_p(p), "significant": "-" if pd.isna(p) else "yes" if p < ALPHA else "no"}
+
+
+def pairwise_stats(df: pd.DataFrame) -> pd.DataFrame:
+    """Every ordered pair of cells (A, B) of one (model, protocol, dataset): A against B as
+    ``cell_stats(df, reference=B)`` compares them (the same difference, interval, p and test), one row
+    per pair. The predictions are decoded and each cell's bootstrap resamples computed once, so a
+    dataset of L cells costs L bootstraps plus L(L-1) cheap pairings, not L(L-1) bootstraps."""
+    rows = []
+    for (model, protocol, dataset), part in final_ok(df).groupby(["model", "protocol", "dataset"], dropna=False):
+        cells = {}
+        for label, g in part.groupby("label"):
+            g = g.sort_values("seed")
+            correct = _correct_matrix(g)
+            cells[label] = {"accs": g[ACC].to_numpy(float), "n_test": g["n_test"].dropna().max(),
+                            "seeds": sorted(g["seed"].tolist()), "correct": correct, "boot": None}
+
+        def boot(cell: dict):  # only the cells a bootstrap pairs need it (one run each: McNemar)
+            if cell["boot"] is None:
+                cell["boot"] = boot_per_seed(cell["correct"])
+            return cell["boot"]
+
+        for a in label_order(cells):
+            for b in label_order(cells):
+                if a == b:
+                    continue
+                ca, cb = cells[a], cells[b]
+                paired = (ca["correct"] is not None and cb["correct"] is not None
+                          and ca["correct"].shape[1] == cb["correct"].shape[1]
+                          and (len(ca["correct"]) > 1 or len(cb["correct"]) > 1))
+                c = compare(ca["accs"], cb["accs"], ca["n_test"], ca["correct"], cb["correct"],
+                            ca["seeds"] == cb["seeds"], *((boot(ca), boot(cb)) if paired else (None, None)))
+                rows.append({"model": model, "protocol": protocol, "dataset": dataset, "a": a, "b": b} | c)
+    return pd.DataFrame(rows, columns=["model", "protocol", "dataset", "a", "b", "diff", "diff_lo", "diff_hi",
+                                       "p", "test"])
 
 
 def cell_stats(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
@@ -178,14 +252,14 @@ def stats_tables(df: pd.DataFrame, reference: str | None = None) -> dict[tuple[s
         })
         if reference is not None and "vs_diff" in part:
             has = part["vs_diff"].notna()
-            t[f"Δ vs {reference}"] = [f"{d:+.2f}" if h else "-" for d, h in zip(part["vs_diff"], has)]
-            t["Δ 95% CI"] = [f"[{lo:+.2f}, {hi:+.2f}]" if not pd.isna(lo) else "-"
-                             for lo, hi in zip(part["vs_diff_lo"], part["vs_diff_hi"])]
-            t["p"] = [_fmt_p(p) if h else "-" for p, h in zip(part["vs_p"], has)]
+            texts = [comparison_text(d, lo, hi, p) if h else dict.fromkeys(COMPARISON_TEXT, "-")
+                     for d, lo, hi, p, h in zip(part["vs_diff"], part["vs_diff_lo"], part["vs_diff_hi"], part["vs_p"], has)]
+            t[f"Δ vs {reference}"] = [x["diff"] for x in texts]
+            t["Δ 95% CI"] = [x["ci"] for x in texts]
+            t["p"] = [x["p"] for x in texts]
             t["test"] = [x if h else "(reference)" if lab == reference else "-"
                          for x, h, lab in zip(part["vs_test"], has, part["label"])]
-            t["significant"] = [("yes" if p < ALPHA else "no") if h and not pd.isna(p) else "-"
-                                for p, h in zip(part["vs_p"], has)]
+            t["significant"] = [x["significant"] for x in texts]
         tables[(str(model), str(protocol))] = t.reset_index(drop=True)
     return tables
 
