@@ -39,6 +39,9 @@
   }
   function fmt(v, digits) { return (v === null || v === undefined || !isFinite(v)) ? "" : v.toFixed(digits); }
   function uniq(values) { return Array.from(new Set(values)).sort((a, b) => String(a).localeCompare(String(b))); }
+  // A column of words (converged, edge flags), not numbers: left-aligned, allowed to wrap.
+  const TEXT_COLS = new Set(COLS.filter((c, k) => ROWS.some((r) => r.cells[k][0] && r.cells[k][0] !== "-") &&
+                                             ROWS.every((r) => r.cells[k][1] === null)));
   const varying = {};
   KEYS.forEach(([k]) => { varying[k] = uniq(ROWS.map((r) => r[k])).length > 1; });
 
@@ -107,6 +110,9 @@
     if (m.unreadable) meta.append("; " + m.unreadable + " unreadable files skipped");
     if (m.last_finished) meta.append("; last run finished " + m.last_finished);
     meta.append(". Written by apbench results --html.");
+    const scope = FILTERS.map(([key, name]) => [name, uniq(ROWS.map((r) => String(r[key])).filter((v) => v !== ""))])
+      .filter(([, values]) => values.length === 1).map(([name, values]) => name + " " + values[0]);
+    $("scope").textContent = scope.length ? "Every cell here: " + scope.join(" · ") + "." : "";
   }
   function renderFilters() {
     const nav = clear($("filters"));
@@ -117,7 +123,7 @@
       sel.append(el("option", {value: ""}, "all (" + values.length + ")"));
       for (const v of values) sel.append(el("option", {value: v}, v));
       sel.value = values.includes(state[key]) ? state[key] : "";
-      sel.disabled = values.length < 2 && !state[key];
+      if (values.length < 2 && !state[key]) continue;  // nothing to choose: the scope line names it
       sel.addEventListener("change", () => setState({[key]: sel.value, cell: state.cell}));
       label.append(sel);
       nav.append(label);
@@ -174,7 +180,7 @@
     tr.append(el("th", {class: "pick", title: "tick two rows to compare them"}, "cmp"));
     const heads = [["method", "method"], ...keyColumns().map(([k, name]) => [k, name])];
     for (const [k, name] of heads) tr.append(sortHead(k, name, "key"));
-    for (const c of COLS) tr.append(sortHead(c, c, ""));
+    for (const c of COLS) tr.append(sortHead(c, c, TEXT_COLS.has(c) ? "key" : ""));
     thead.append(tr);
     table.append(thead);
     const tbody = el("tbody");
@@ -192,7 +198,7 @@
       row.append(pick);
       row.append(el("td", {class: "key"}, r.label));
       for (const [k] of keyColumns()) row.append(el("td", {class: "key"}, r[k]));
-      r.cells.forEach((c) => row.append(el("td", {class: c[1] === null && c[0] && c[0] !== "-" ? "text" : ""}, c[0])));
+      r.cells.forEach((c, k) => row.append(el("td", {class: TEXT_COLS.has(COLS[k]) ? "text" : ""}, c[0])));
       row.addEventListener("click", () => setState({cell: r.id, a: "", b: ""}));
       tbody.append(row);
     }
