@@ -36,14 +36,8 @@ def _section(title: str, body: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # After the arguments: --help and a usage error need no pandas, scipy or matplotlib.
-    from ..results.analysis_section import show_analyses
     from ..results.frame import load_records, records_frame
-    from ..results.plots import write_plots
-    from ..results.rows import final_ok, label_order
     from ..results.store import iter_records
-    from ..results.stats import rank_table, stats_tables
-    from ..results.tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, load_expected,
-                                  missing_runs, to_markdown, write_tables)
 
     if not args.dir.is_dir():
         print(f"apbench results: {args.dir} is not a directory; give the folder the runs wrote to "
@@ -54,11 +48,23 @@ def main(argv: list[str] | None = None) -> int:
     df = records_frame(records)
     for path, reason in bad:
         print(f"unreadable record skipped: {path} ({reason})", file=sys.stderr)
-    if args.html_only and not df.empty:
+    if args.html_only and df.empty:
+        print(f"apbench results: no run records (record.json) under {args.dir}: no page to write; give the "
+              "folder the runs wrote to (paths.results_dir)", file=sys.stderr)
+        return EXIT_NO_RECORDS
+    if args.html_only:
         print(f"{len(df)} records read from {args.dir}")
         print(f"wrote {_page(records, df, args.out or args.dir / 'report', args.dir, len(bad))}")
         return 0
-    if not args.html_only and show_analyses(args.dir, args.out or args.dir / "report") and df.empty:  # issue 17
+    # the page alone needs no plots (matplotlib) and no analyses
+    from ..results.analysis_section import show_analyses
+    from ..results.plots import write_plots
+    from ..results.rows import final_ok, label_order
+    from ..results.stats import rank_table, stats_tables
+    from ..results.tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, load_expected,
+                                  missing_runs, to_markdown, write_tables)
+
+    if show_analyses(args.dir, args.out or args.dir / "report") and df.empty:  # issue 17
         return 0
     if df.empty:
         print(f"apbench results: no run records (record.json) under {args.dir}; give the folder the runs "

@@ -277,6 +277,10 @@ def page_data(records: list[dict], df: pd.DataFrame, out: str | os.PathLike, sou
     """Everything the page embeds for the records under ``source``, the page living in ``out``."""
     out = Path(out)
     columns, rows = rows_and_columns(df)
+    seen: dict[str, int] = {}
+    for r in rows:  # the id a link names a row by: its cell's id, made unique should two rows share one
+        seen[r["id"]] = seen.get(r["id"], 0) + 1
+        r["id"] += f"-{seen[r['id']]}" if seen[r["id"]] > 1 else ""
     index = {(r["model"], r["protocol"], r["dataset"], r["label"]): i for i, r in enumerate(rows)}
     by_id = {r.get("run_id"): r for r in records}
     recipes = recipe_tables(df)
