@@ -51,11 +51,12 @@ def main() -> int:
     p.add_argument("--cells", type=int, default=25)
     p.add_argument("--loads", type=int, default=7)
     p.add_argument("--chromium", default="/usr/bin/chromium")
+    p.add_argument("--keep", type=Path, default=None, help="write the records and the page here and keep them")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = args.keep or Path(tmp)
         t0 = time.perf_counter()
         records = sr.study(datasets=VTAB[: args.datasets], models=[f"model_{i}" for i in range(args.models)],
                            methods=methods(args.cells), unpaired=())

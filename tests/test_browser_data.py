@@ -54,7 +54,9 @@ def test_page_data_has_one_row_per_cell_and_every_pair_of_a_dataset(study):
     assert len(labels) == 15 and ("d_nat", "bitfit[random]") in labels
     per_dataset = {d: sum(1 for r in data["rows"] if r["dataset"] == d) for d in ("d_nat", "d_str")}
     assert per_dataset == {"d_nat": 8, "d_str": 7}
-    assert len(data["pairs"]) == 8 * 7 + 7 * 6
+    assert len(data["pairs"]) == 8 * 7 + 7 * 6 and data["pair_fields"] == ["diff", "ci", "p", "significant", "test"]
+    assert sorted(data["pair_tests"]) == ["paired bootstrap (images and seeds paired, B=2000)",  # bitfit: none
+                                          "unpaired z (no predictions): seed + binomial sampling"]
     odd = next(r for r in data["rows"] if r["label"] == "bitfit[random]")
     assert odd["cost"] == {"params": None, "memory": 10.0, "step": None}  # inf and NaN are missing
     cells = dict(zip(data["columns"], odd["cells"]))

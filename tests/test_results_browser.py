@@ -289,3 +289,23 @@ def test_suite_pivot_with_group_means(page, study):
     assert names[:2] == ["d_nat", "d_str"] and "mean: natural" in names and "mean over datasets" in names
     p.page.select_option("#f-dataset", "d_nat")
     assert p.page.is_hidden("#pivot-section")  # one dataset: the methods table says it all
+
+
+def test_a_long_table_draws_its_first_rows_and_all_on_request(browser, study, tmp_path):
+    from apbench.results.browser import render_page
+
+    data = embedded(study[0])
+    data["meta"]["row_cap"] = 5
+    (tmp_path / "index.html").write_text(render_page(data))
+    p = Page(browser, tmp_path, "#sort=test%20top-1&desc=1")
+    try:
+        top = sorted(data["rows"], key=lambda r: -r["mean"])
+        assert p.labels() == [r["label"] for r in top[:5]]
+        assert p.page.inner_text("#more").startswith("The first 5 of 14 rows (in this order)")
+        with p.page.expect_download() as dl:
+            p.page.click("#export-csv")
+        assert len(Path(dl.value.path()).read_text().splitlines()) == 1 + 14  # the export holds them all
+        p.page.click("#show-all")
+        assert p.labels() == [r["label"] for r in top] and "all=1" in p.page.url and p.page.inner_text("#more") == ""
+    finally:
+        p.close()

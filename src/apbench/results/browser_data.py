@@ -35,6 +35,7 @@ EDGE_COLUMN = "edge flags"
 HISTORY_KEYS = ("epoch", "val_top1", "val_loss", "train_loss")
 NOT_A_NUMBER = re.compile(r"\b[+-]?(nan|inf|infinity)\b", re.I)
 LEADING_NUMBER = re.compile(r"^[\[(]?\s*([-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?)", re.I)
+ROW_CAP = 200  # table rows the page draws before "show all": thousands of rows take seconds to lay out
 SKIP_DIRS = ("runs", ".git")  # record folders: their files are reached through the cells' links
 
 
@@ -224,17 +225,22 @@ def cell_detail(part: pd.DataFrame, by_id: dict, out: Path, recipe: dict | None)
     })
 
 
-def pairs(df: pd.DataFrame, index: dict[tuple, int]) -> dict[str, dict]:
-    """``"i,j"`` (row indices) -> cell i against cell j, as the stats table formats it."""
-    out = {}
-    table = pairwise_stats(df)
-    for r in table.itertuples(index=False):
-        i, j = index.get((str(r.model), str(r.protocol), str(r.dataset), r.a)), \
-            index.get((str(r.model), str(r.protocol), str(r.dataset), r.b))
+PAIR_FIELDS = ("diff", "ci", "p", "significant", "test")
+
+
+def pairs(df: pd.DataFrame, index: dict[tuple, int]) -> tuple[dict[str, list], list[str]]:
+    """(``"i,j"`` (row indices) -> cell i against cell j as the stats table formats it, ``PAIR_FIELDS``
+    with the test as an index into the second item, the tests' names): compact, as a page of 10,000
+    records holds tens of thousands of pairs."""
+    out, tests = {}, {}
+    for r in pairwise_stats(df).itertuples(index=False):
+        where = (str(r.model), str(r.protocol), str(r.dataset))
+        i, j = index.get((*where, r.a)), index.get((*where, r.b))
         if i is None or j is None:
             continue
-        out[f"{i},{j}"] = comparison_text(r.diff, r.diff_lo, r.diff_hi, r.p) | {"test": r.test}
-    return out
+        text = comparison_text(r.diff, r.diff_lo, r.diff_hi, r.p)
+        out[f"{i},{j}"] = [text["diff"], text["ci"], text["p"], text["significant"], tests.setdefault(r.test, len(tests))]
+    return out, list(tests)
 
 
 def pivots(df: pd.DataFrame) -> list[dict]:
@@ -300,6 +306,7 @@ def page_data(records: list[dict], df: pd.DataFrame, out: str | os.PathLike, sou
         recipe = ({c: str(v) for c, v in rt.loc[r["label"]].items()} if rt is not None and r["label"] in rt.index
                   else None)
         details.append(cell_detail(parts[key], by_id, out, recipe))
+    pair_table, pair_tests = pairs(df, index)
     finished = df["finished_at"].dropna().astype(str)
     name = out.resolve().name
     if not (out / "README.md").is_file() and (out.parent / "README.md").is_file():
@@ -308,12 +315,12 @@ def page_data(records: list[dict], df: pd.DataFrame, out: str | os.PathLike, sou
         "meta": {"title": name, "subtitle": _subtitle(out), "source": _href(source, out) or ".",
                  "records": int(df["run_id"].nunique()), "unreadable": bad,
                  "statuses": {str(k): int(v) for k, v in df.drop_duplicates("run_id")["status"].value_counts().items()},
-                 "last_finished": finished.max() if len(finished) else None},
+                 "last_finished": finished.max() if len(finished) else None, "row_cap": ROW_CAP},
         "columns": columns,
         "costs": {key: label for key, label, _ in COSTS.values()},
         "rows": rows,
         "details": details,
-        "pairs": pairs(df, index),
+        "pairs": pair_table, "pair_fields": list(PAIR_FIELDS), "pair_tests": pair_tests,
         "pivots": pivots(df),
         "figures": figures(out),
         "tables": tables_files(out),

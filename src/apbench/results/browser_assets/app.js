@@ -7,10 +7,11 @@
   const KEYS = [["model", "backbone"], ["protocol", "protocol"], ["dataset", "dataset"]];
   const FILTERS = [["model", "backbone"], ["protocol", "protocol"], ["group", "dataset group"],
                    ["dataset", "dataset"], ["family", "method family"]];
-  const STATE_KEYS = ["model", "protocol", "group", "dataset", "family", "q", "sort", "desc", "cost", "cell", "a", "b"];
+  const STATE_KEYS = ["model", "protocol", "group", "dataset", "family", "q", "sort", "desc", "cost", "cell", "a", "b", "all"];
   const COLOURS = {"prompt": "#1f77b4", "adapter": "#2ca02c", "low-rank / peft": "#9467bd",
                    "partial tuning": "#e6a000", "baseline": "#555555", "other": "#d62728"};
   const MAX_PANELS = 8;
+  const ROW_CAP = DATA.meta.row_cap || 200;  // rows drawn before "show all" (browser_data.ROW_CAP)
   const SVGNS = "http://www.w3.org/2000/svg";
   const byId = {};
   ROWS.forEach((r, i) => { byId[r.id] = i; });
@@ -185,7 +186,8 @@
     table.append(thead);
     const tbody = el("tbody");
     const picked = [state.a, state.b];
-    for (const i of idx) {
+    const drawn = state.all ? idx : idx.slice(0, ROW_CAP);
+    for (const i of drawn) {
       const r = ROWS[i];
       const row = el("tr", {"data-id": r.id, "data-label": r.label});
       if (state.cell === r.id || picked.includes(r.id)) row.className = "selected";
@@ -204,6 +206,13 @@
     }
     table.append(tbody);
     $("empty").hidden = idx.length > 0;
+    const more = clear($("more"));
+    if (drawn.length < idx.length) {
+      more.append("The first " + drawn.length + " of " + idx.length + " rows (in this order); the plot, the comparisons and the CSV export use all of them. ");
+      const all = el("button", {type: "button", id: "show-all"}, "show all " + idx.length + " rows");
+      all.addEventListener("click", () => setState({all: "1"}));
+      more.append(all);
+    }
   }
   function sortHead(key, name, cls) {
     const th = el("th", {class: cls, "data-col": key, title: "sort by " + name}, name);
@@ -555,7 +564,9 @@
       return;
     }
     body.append(el("p", {class: "note"}, a.dataset + " · " + a.model + " · " + a.protocol));
-    const c = DATA.pairs[i + "," + j];
+    const packed = DATA.pairs[i + "," + j];
+    const c = packed ? Object.fromEntries(DATA.pair_fields.map((k, n) => [k, packed[n]])) : null;
+    if (c) c.test = DATA.pair_tests[c.test];
     if (!c) { body.append(el("p", {id: "compare-result"}, "No comparison in the records for this pair.")); return; }
     const unpaired = /^(unpaired|none)/.test(c.test);
     const big = el("p", {class: "big", id: "compare-delta"}, "Δ = " + c.diff + " points");
