@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install data demo test test-fast clean help
+.PHONY: install data browser demo test test-fast clean help
 help:
 	@echo "make demo   - install into $(VENV), get Fashion-MNIST, run the demo comparison (about 4 min on 2 CPU cores)"
 	@echo "make test   - install, then run the test suite"
@@ -30,13 +30,24 @@ $(FMNIST):
 	  echo "apt-get not found: put Fashion-MNIST's four *-ubyte.gz files in data/fashion-mnist/"; \
 	fi
 
+# The results browser's tests drive Debian's chromium with playwright (never `playwright install`).
+CHROMIUM := /usr/bin/chromium
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	else \
+	  echo "apt-get not found: the browser tests skip without chromium"; \
+	fi
+
 demo: install data
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh
 
-test: install data
+test: install data browser
 	$(PY) -m pytest -q -n 2 --dist worksteal
 
-test-fast: install data
+test-fast: install data browser
 	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow"
 
 clean:

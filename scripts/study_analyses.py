@@ -209,6 +209,8 @@ def report() -> None:
             (OUT / f"{name[:-4]}-{model}.png").write_bytes(src.read_bytes())
     table = pd.DataFrame(rows)
     table.to_csv(OUT / "analyses.csv", index=False)
+    from apbench.commands.results import main as results_main
+    results_main([str(OUT / "runs"), "--out", str(OUT), "--html-only"])  # the results browser of the prompt runs
     print(table.to_markdown(index=False, floatfmt=".3f"))
 
 

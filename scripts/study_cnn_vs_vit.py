@@ -165,6 +165,7 @@ def report(out: Path) -> None:
     print(md)
     plot_depth(table, out / "depth.png")
     report_main([str(out / "runs"), "--out", str(out / "report")])  # the standard tables and plots
+    report_main([str(out / "runs"), "--out", str(out), "--html-only"])  # the results browser, with depth.png
 
 
 def main(argv=None) -> int:

@@ -101,5 +101,8 @@ df = final_ok(load_records(sys.argv[1])[0]); print(*sorted(set(df[df.method == "
   python -m apbench.results.curves "$OUT/runs" --out "$OUT/curves"
   # the efficiency table measured back to back in one process (the records' own timings depend on load)
   apbench measure --records "$OUT/runs" --baseline full_ft --out "$OUT" > "$OUT/efficiency-measured.txt"
+  # the offline results browser of each folder, last: it shows every figure written above
+  apbench results "$OUT/runs" --out "$OUT" --html-only
+  apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep" --html-only
 fi
 exit $status

@@ -80,4 +80,7 @@ apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep"
 python -m apbench.results.curves "$OUT/runs" --out "$OUT/curves"
 # the efficiency table measured back to back in one process (per model: every cell once)
 apbench measure --records "$OUT/runs" --baseline full_ft --out "$OUT" > "$OUT/efficiency-measured.txt" || status=$?
+# the offline results browser of each folder, last: it shows every figure written above
+apbench results "$OUT/runs" --out "$OUT" --html-only || status=$?
+apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep" --html-only || status=$?
 exit $status

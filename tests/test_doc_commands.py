@@ -52,8 +52,8 @@ FULL_SWEEP = 12  # sweeps with at most this many jobs are composed job by job; l
 SYNOPSES = {
     "apbench layers MODEL": "apbench layers tiny_resnet",
     "apbench results DIR": "apbench results runs/",
-    "apbench results DIR [--out OUT] [--reference METHOD ...] [--baselines-from DIR2]":
-        "apbench results runs/ --out report/ --reference linear_probe --reference full_ft --baselines-from runs/",
+    "apbench results DIR [--out OUT] [--reference METHOD ...] [--baselines-from DIR2] [--html | --html-only]":
+        "apbench results runs/ --out report/ --reference linear_probe --reference full_ft --baselines-from runs/ --html",
     "apbench measure OVERRIDES...":  # batch 32: the recipe's 1,024 makes every timed step a second
         "apbench measure model=tiny_resnet dataset=fmnist_tiny method=linear_probe trainer.batch_size=32 --out report/",
     "apbench plan -m experiment=NAME": "apbench plan -m experiment=efficiency_table",
@@ -93,6 +93,8 @@ NOT_RUN = {
     "PYTHONPATH=src python benchmarks/bench_prefix_cache.py --model resnet50 --size 64 --points 15 16":
         "a timing benchmark (minutes, ResNet-50)",
     "PYTHONPATH=src python benchmarks/bench_throughput_vs_timm.py": "a timing benchmark (minutes)",
+    "PYTHONPATH=src python benchmarks/bench_results_browser.py":
+        "writes 10,000 records and loads their page in chromium (minutes)",
     "bash scripts/gpu_check.sh": "needs a CUDA GPU (exits 2 without one)",
     "PYTHONPATH=src python scripts/study_analyses.py": "the analyses study: ~15 min (retrains six AP runs for their prompts)",
     "PYTHONPATH=src python scripts/study_analyses.py --report": "rewrites the committed analyses figures in results/",

@@ -21,6 +21,11 @@ def parser() -> argparse.ArgumentParser:
                         "Wilcoxon across datasets (repeatable: stats-*-vs-METHOD)")
     p.add_argument("--baselines-from", type=Path, default=None, metavar="DIR2",
                    help="records whose VP, norm tuning, linear probe, full FT runs are drawn as lines in the layer plot")
+    page = p.add_mutually_exclusive_group()
+    page.add_argument("--html", action="store_true",
+                      help="also write OUT/index.html: an offline results browser (filters, sortable table, front, comparisons)")
+    page.add_argument("--html-only", action="store_true",
+                      help="write only OUT/index.html from the records (tables and plots left as they are)")
     return p
 
 
@@ -31,22 +36,35 @@ def _section(title: str, body: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # After the arguments: --help and a usage error need no pandas, scipy or matplotlib.
+    from ..results.frame import load_records, records_frame
+    from ..results.store import iter_records
+
+    if not args.dir.is_dir():
+        print(f"apbench results: {args.dir} is not a directory; give the folder the runs wrote to "
+              "(paths.results_dir, by default <paths.root_dir>/runs)", file=sys.stderr)
+        return EXIT_NO_RECORDS
+    bad: list[tuple[str, str]] = []
+    records = list(iter_records(args.dir, bad=bad))
+    df = records_frame(records)
+    for path, reason in bad:
+        print(f"unreadable record skipped: {path} ({reason})", file=sys.stderr)
+    if args.html_only and df.empty:
+        print(f"apbench results: no run records (record.json) under {args.dir}: no page to write; give the "
+              "folder the runs wrote to (paths.results_dir)", file=sys.stderr)
+        return EXIT_NO_RECORDS
+    if args.html_only:
+        print(f"{len(df)} records read from {args.dir}")
+        print(f"wrote {_page(records, df, args.out or args.dir / 'report', args.dir, len(bad))}")
+        return 0
+    # the page alone needs no plots (matplotlib) and no analyses
     from ..results.analysis_section import show_analyses
-    from ..results.frame import load_records
     from ..results.plots import write_plots
     from ..results.rows import final_ok, label_order
     from ..results.stats import rank_table, stats_tables
     from ..results.tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, load_expected,
                                   missing_runs, to_markdown, write_tables)
 
-    if not args.dir.is_dir():
-        print(f"apbench results: {args.dir} is not a directory; give the folder the runs wrote to "
-              "(paths.results_dir, by default <paths.root_dir>/runs)", file=sys.stderr)
-        return EXIT_NO_RECORDS
-    df, bad = load_records(args.dir)
-    for path, reason in bad:
-        print(f"unreadable record skipped: {path} ({reason})", file=sys.stderr)
-    if show_analyses(args.dir, args.out or args.dir / "report") and df.empty:  # issue 17: analysis records
+    if show_analyses(args.dir, args.out or args.dir / "report") and df.empty:  # issue 17
         return 0
     if df.empty:
         print(f"apbench results: no run records (record.json) under {args.dir}; give the folder the runs "
@@ -101,8 +119,16 @@ def main(argv: list[str] | None = None) -> int:
         missing = missing_runs(df, expected)
         _section(f"missing runs ({len(missing)} of {len(expected)} expected)",
                  to_markdown(missing, index=False) if len(missing) else "none")
-    print(f"\nwrote {len(written)} files to {out}")
+    if args.html:
+        written.append(_page(records, df, out, args.dir, len(bad)))
+    print(f"\nwrote {len(written)} files to {out}" + (f" (the results browser: {out / 'index.html'})" if args.html else ""))
     return 0
+
+
+def _page(records, df, out, source, bad: int):
+    from ..results.browser import write_page  # the page's data builder only when a page is asked for
+
+    return write_page(records, df, out, source, bad)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,17 @@ CATALOG = {e.name: e for e in (
           "learnable pixel pattern on the input: pad border, expansive surround or full"),
     Entry("vpt", "vpt", VIT, "learnable prompt tokens in the ViT token sequence (shallow or deep)"),
 )}
+
+# What kind of adaptation each method is: the results browser's "method family" filter. A method
+# missing here shows as "other".
+METHOD_KINDS = {
+    "prompt": ("ap", "vp", "vpt", "gated_prompt", "e2vpt_no_pruning"),
+    "adapter": ("adapter",),
+    "low-rank / peft": ("lora", "peft"),
+    "partial tuning": ("bitfit", "norm_tuning", "ssf"),
+    "baseline": ("linear_probe", "full_ft"),
+}
+
+
+def method_kind(method: str) -> str:
+    return next((kind for kind, names in METHOD_KINDS.items() if method in names), "other")

@@ -125,8 +125,8 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     df["method"] = df["method"].astype(str)
     df["layers"] = df["layers"].map(_layers)
     df["layers_str"] = df["layers"].map("+".join).astype(str)
-    for col in NUMERIC:
-        df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in NUMERIC:  # an infinity (a hand-written record, a failed measure) is no measurement: missing
+        df[col] = pd.to_numeric(df[col], errors="coerce").replace([np.inf, -np.inf], np.nan)
     # The same run_id seen twice (e.g. a results folder copied into another) would count a seed
     # twice and shrink the std; keep the last finished copy (per cell it is in).
     df = (df.sort_values("finished_at", na_position="first", kind="stable")

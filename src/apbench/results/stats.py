@@ -25,6 +25,8 @@ Nemenyi post-hoc test (``scikit_posthocs``).
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 
 import numpy as np
@@ -41,29 +43,80 @@ WILCOXON_MIN = 6     # a two-sided exact Wilcoxon needs 6 pairs to reach p < 0.0
 ALPHA = 0.05
 
 
+@functools.lru_cache(maxsize=2048)
+def _decoded(pred: str, target: str, dtype: str, n: int, encoding) -> tuple[np.ndarray, bytes]:
+    """(correct per image, digest of the targets) of one record's predictions; cached, since every table
+    and every pair of cells asks for the same records' predictions again."""
+    p, t = decode({"pred": pred, "target": target, "dtype": dtype, "n": n, "encoding": encoding})
+    return p == t, hashlib.sha1(t.tobytes()).digest()
+
+
 def _correct_matrix(rows: pd.DataFrame) -> np.ndarray | None:
     """seeds x images booleans, when every run of the cell has predictions on one and the same test set."""
     stored = list(rows["predictions"])
     if not stored or not all(isinstance(s, dict) for s in stored):
         return None
-    decoded = [decode(s) for s in stored]
-    target = decoded[0][1]
-    if any(len(t) != len(target) or not np.array_equal(t, target) for _, t in decoded):
+    decoded = [_decoded(s.get("pred"), s.get("target"), s.get("dtype"), int(s.get("n", -1)), s.get("encoding"))
+               for s in stored]
+    if len({t for _, t in decoded}) > 1:
         return None
-    return np.stack([p == t for p, t in decoded])
+    return np.stack([c for c, _ in decoded])
 
 
-def _boot_means(correct: np.ndarray, rng: np.random.Generator, images: np.ndarray | None = None,
-                pick: np.ndarray | None = None) -> np.ndarray:
-    """Bootstrap means (in %) of ``correct`` (seeds x images): seeds resampled (or as ``pick``
-    gives them), images as ``images`` gives them (else resampled)."""
-    seeds, n = correct.shape
-    if images is None:
-        images = rng.integers(0, n, size=(BOOT, n))
-    per_seed = np.stack([correct[:, idx].mean(axis=1) for idx in images])  # BOOT x seeds
-    if pick is None:
-        pick = rng.integers(0, seeds, size=(BOOT, seeds)) if seeds > 1 else np.zeros((BOOT, 1), int)
+@functools.lru_cache(maxsize=2)
+def _resamples(n: int) -> tuple[np.ndarray, dict]:
+    """The bootstrap's image resamples for a test set of ``n`` images, as counts (BOOT x n: how often
+    each image is drawn in each resample; float32 holds these integers exactly), and the generator's
+    state after drawing them. Every cell and every pair of cells on one test set draws the same
+    resamples from the fixed seed, so they are drawn once (a pairwise table makes hundreds of pairs)."""
+    rng = np.random.default_rng(BOOT_SEED)
+    images = rng.integers(0, n, size=(BOOT, n))
+    offsets = (np.arange(BOOT) * n)[:, None]
+    counts = np.bincount((images + offsets).ravel(), minlength=BOOT * n).reshape(BOOT, n).astype(np.float32)
+    return counts, rng.bit_generator.state
+
+
+@functools.lru_cache(maxsize=64)
+def _seed_picks(n: int, seeds_a: int, seeds_b: int, shared: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The seed resamples drawn after the image resamples of ``n`` images (fixed seed): ``shared`` (both
+    cells ran the same seeds) one draw for both, else A's then B's, none for a single seed. A cell's own
+    interval uses A's. They depend on the counts alone, so every pair of one shape shares them."""
+    rng = np.random.default_rng(BOOT_SEED)
+    rng.bit_generator.state = _resamples(n)[1]
+    if shared:
+        pick = rng.integers(0, seeds_a, size=(BOOT, seeds_a))
+        return pick, pick
+
+    def draw(seeds: int) -> np.ndarray:
+        return rng.integers(0, seeds, size=(BOOT, seeds)) if seeds > 1 else np.zeros((BOOT, 1), int)
+    first = draw(seeds_a)
+    return first, draw(seeds_b)
+
+
+def boot_per_seed(correct: np.ndarray) -> np.ndarray:
+    """BOOT x seeds: each seed's accuracy (fraction) on each shared image resample of ``correct``
+    (seeds x images). Integer counts divided by n: the same numbers as averaging the resampled images."""
+    return _per_seed(np.packbits(correct).tobytes(), correct.shape)
+
+
+@functools.lru_cache(maxsize=512)
+def _per_seed(bits: bytes, shape: tuple[int, int]) -> np.ndarray:
+    correct = np.unpackbits(np.frombuffer(bits, np.uint8), count=shape[0] * shape[1]).reshape(shape)
+    counts, _ = _resamples(shape[1])
+    hits = counts @ correct.T.astype(np.float32)  # sums of integers below 2^24: exact in float32
+    return hits.astype(np.float64) / shape[1]
+
+
+def _boot_means(per_seed: np.ndarray, pick: np.ndarray) -> np.ndarray:
+    """Bootstrap means (in %) from ``boot_per_seed``'s matrix, the seeds resampled as ``pick`` gives them."""
     return 100.0 * np.take_along_axis(per_seed, pick, axis=1).mean(axis=1)
+
+
+def _interval_and_p(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile 95 % interval and two-sided p of bootstrap differences (last axis: the resamples)."""
+    lo, hi = np.percentile(diff, [2.5, 97.5], axis=-1)
+    tail = np.minimum((diff <= 0).sum(axis=-1), (diff >= 0).sum(axis=-1))
+    return lo, hi, np.minimum(1.0, 2.0 * (tail + 1) / (BOOT + 1))
 
 
 def _wilson(p: float, n: int) -> tuple[float, float]:
@@ -81,7 +134,8 @@ def cell_interval(accs, n_test=None, correct: np.ndarray | None = None) -> tuple
     """95 % interval of a cell's mean test top-1 (%) and how it was computed."""
     accs = np.asarray(accs, dtype=float)
     if correct is not None:
-        lo, hi = np.percentile(_boot_means(correct, np.random.default_rng(BOOT_SEED)), [2.5, 97.5])
+        means = _boot_means(boot_per_seed(correct), _seed_picks(correct.shape[1], len(correct), 1, False)[0])
+        lo, hi = np.percentile(means, [2.5, 97.5])
         what = "bootstrap: test images" + (" x seeds" if len(correct) > 1 else "")
         return float(lo), float(hi), what
     if n_test is None or pd.isna(n_test) or not n_test:
@@ -104,15 +158,10 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, same_seeds: bool = True) -> t
     """(lo, hi, p) for mean accuracy of A minus B (%), ``a``/``b``: seeds x images on the same images.
     The images are resampled once for both; ``same_seeds`` (row i of both is one seed): the seeds
     too, else each method's seeds on their own."""
-    rng = np.random.default_rng(BOOT_SEED)
-    images = rng.integers(0, a.shape[1], size=(BOOT, a.shape[1]))
-    pick = None
-    if same_seeds and len(a) == len(b):
-        pick = rng.integers(0, len(a), size=(BOOT, len(a)))
-    diff = _boot_means(a, rng, images, pick) - _boot_means(b, rng, images, pick)
-    lo, hi = np.percentile(diff, [2.5, 97.5])
-    tail = min(int((diff <= 0).sum()), int((diff >= 0).sum()))
-    return float(lo), float(hi), min(1.0, 2.0 * (tail + 1) / (BOOT + 1))
+    pick_a, pick_b = _seed_picks(a.shape[1], len(a), len(b), bool(same_seeds and len(a) == len(b)))
+    diff = _boot_means(boot_per_seed(a), pick_a) - _boot_means(boot_per_seed(b), pick_b)
+    lo, hi, p = _interval_and_p(diff)
+    return float(lo), float(hi), float(p)
 
 
 def compare(acc_a, acc_b, n_test, correct_a=None, correct_b=None, same_seeds: bool = False) -> dict:
@@ -140,13 +189,73 @@ def _fmt_p(p: float) -> str:
     return "-" if pd.isna(p) else (f"{p:.2g}" if p >= 1e-4 else "<1e-4")
 
 
+COMPARISON_TEXT = ("diff", "ci", "p", "significant")
+
+
+def comparison_text(diff: float, lo: float, hi: float, p: float) -> dict[str, str]:
+    """A comparison as the stats table prints it: ``+5.05``, ``[+4.33, +5.77]``, ``0.001``, ``yes``."""
+    return {"diff": f"{diff:+.2f}", "ci": f"[{lo:+.2f}, {hi:+.2f}]" if not pd.isna(lo) else "-",
+            "p": _fmt_p(p), "significant": "-" if pd.isna(p) else "yes" if p < ALPHA else "no"}
+
+
+CELL_COLUMNS = ["model", "protocol", "dataset", "label", "seed", ACC, "n_test", "predictions"]
+
+
+def _final_cells(df: pd.DataFrame):
+    """((model, protocol, dataset), {label: runs sorted by seed}) per dataset; the narrow frame and one
+    stable sort keep this cheap for thousands of cells."""
+    ok = final_ok(df)[CELL_COLUMNS].sort_values("seed", kind="stable")
+    for key, part in ok.groupby(["model", "protocol", "dataset"], dropna=False):
+        yield key, dict(iter(part.groupby("label")))
+
+
+def pairwise_stats(df: pd.DataFrame) -> pd.DataFrame:
+    """Every ordered pair of cells (A, B) of one (model, protocol, dataset): A against B as
+    ``cell_stats(df, reference=B)`` compares them (the same difference, interval, p and test), one row
+    per pair. Each cell's bootstrap means are computed once per seed resample (they depend on the seed
+    counts alone) and the pairs' intervals in one vectorised percentile, so a dataset of L cells costs
+    L bootstraps, not L(L-1)."""
+    rows = []
+    for (model, protocol, dataset), groups in _final_cells(df):
+        where = {"model": model, "protocol": protocol, "dataset": dataset}
+        cells = {label: (g[ACC].to_numpy(float), g["n_test"].dropna().max(), sorted(g["seed"].tolist()),
+                         _correct_matrix(g)) for label, g in groups.items()}
+        means, keep = {}, []
+
+        def boot(label, pick):
+            key = (label, id(pick))
+            if key not in means:
+                keep.append(pick)  # the pick stays alive, so its id names it for this dataset
+                means[key] = _boot_means(boot_per_seed(cells[label][3]), pick)
+            return means[key]
+
+        paired, diffs = [], []
+        for a in label_order(cells):
+            for b in label_order(cells):
+                if a == b:
+                    continue
+                (acc_a, n_test, seeds_a, ca), (acc_b, _, seeds_b, cb) = cells[a], cells[b]
+                same = seeds_a == seeds_b
+                if ca is None or cb is None or ca.shape[1] != cb.shape[1] or (len(ca) == 1 and len(cb) == 1):
+                    rows.append(where | {"a": a, "b": b} | compare(acc_a, acc_b, n_test, ca, cb, same))
+                    continue
+                pick_a, pick_b = _seed_picks(ca.shape[1], len(ca), len(cb), bool(same and len(ca) == len(cb)))
+                diffs.append(boot(a, pick_a) - boot(b, pick_b))
+                test = "images and seeds paired" if same else "images paired, seeds not"
+                paired.append(where | {"a": a, "b": b, "diff": float(acc_a.mean() - acc_b.mean()),
+                                       "test": f"paired bootstrap ({test}, B={BOOT})"})
+        if diffs:
+            for row, lo, hi, p in zip(paired, *_interval_and_p(np.stack(diffs))):
+                rows.append(row | {"diff_lo": float(lo), "diff_hi": float(hi), "p": float(p)})
+    return pd.DataFrame(rows, columns=["model", "protocol", "dataset", "a", "b", "diff", "diff_lo", "diff_hi",
+                                       "p", "test"])
+
+
 def cell_stats(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
     """One row per (model, protocol, dataset, label): n, mean, std, 95 % interval and, with a
     ``reference`` label, the comparison with it on the same dataset."""
-    ok = final_ok(df)
     rows = []
-    for (model, protocol, dataset), part in ok.groupby(["model", "protocol", "dataset"], dropna=False):
-        cells = {label: g.sort_values("seed") for label, g in part.groupby("label")}
+    for (model, protocol, dataset), cells in _final_cells(df):
         ref = cells.get(reference) if reference else None
         ref_correct = _correct_matrix(ref) if ref is not None else None
         for label in label_order(cells):
@@ -178,14 +287,14 @@ def stats_tables(df: pd.DataFrame, reference: str | None = None) -> dict[tuple[s
         })
         if reference is not None and "vs_diff" in part:
             has = part["vs_diff"].notna()
-            t[f"Δ vs {reference}"] = [f"{d:+.2f}" if h else "-" for d, h in zip(part["vs_diff"], has)]
-            t["Δ 95% CI"] = [f"[{lo:+.2f}, {hi:+.2f}]" if not pd.isna(lo) else "-"
-                             for lo, hi in zip(part["vs_diff_lo"], part["vs_diff_hi"])]
-            t["p"] = [_fmt_p(p) if h else "-" for p, h in zip(part["vs_p"], has)]
+            texts = [comparison_text(d, lo, hi, p) if h else dict.fromkeys(COMPARISON_TEXT, "-")
+                     for d, lo, hi, p, h in zip(part["vs_diff"], part["vs_diff_lo"], part["vs_diff_hi"], part["vs_p"], has)]
+            t[f"Δ vs {reference}"] = [x["diff"] for x in texts]
+            t["Δ 95% CI"] = [x["ci"] for x in texts]
+            t["p"] = [x["p"] for x in texts]
             t["test"] = [x if h else "(reference)" if lab == reference else "-"
                          for x, h, lab in zip(part["vs_test"], has, part["label"])]
-            t["significant"] = [("yes" if p < ALPHA else "no") if h and not pd.isna(p) else "-"
-                                for p, h in zip(part["vs_p"], has)]
+            t["significant"] = [x["significant"] for x in texts]
         tables[(str(model), str(protocol))] = t.reset_index(drop=True)
     return tables
 

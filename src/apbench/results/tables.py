@@ -10,6 +10,7 @@ never averaged together. Intervals and significance: ``results.stats``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -162,7 +163,8 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     sel = ok.get("hparams.selected_from.val_top1", pd.Series([None] * len(ok), index=ok.index))
     ok["val_selected"] = [_selection_val(v) if isinstance(v, list) else float("nan") for v in sel]
     for col in ("hparams.lr", "hparams.head_lr", "hparams.weight_decay", *SELECTION_COMPUTE):
-        ok[col] = pd.to_numeric(ok[col], errors="coerce") if col in ok else float("nan")
+        ok[col] = (pd.to_numeric(ok[col], errors="coerce").replace([math.inf, -math.inf], math.nan)
+                   if col in ok else math.nan)
     # A method whose optimizer holds the head alone (the linear probe) carries an `lr` nothing used; one
     # without a head group (VP behind FLM/ILM: the frozen source head) a `head_lr` nothing used.
     if "optimizer_groups" in ok:
