@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..filemode import follow_umask
+from ..termination import deferred
 
 
 def trainable_state(model: nn.Module, with_buffers: bool) -> dict[str, torch.Tensor]:
@@ -27,6 +28,11 @@ def trainable_state(model: nn.Module, with_buffers: bool) -> dict[str, torch.Ten
 
 
 def save(path: Path, payload: dict) -> None:
+    with deferred():  # a SIGTERM now waits for this write: the newest checkpoint is the one left behind
+        _save(path, payload)
+
+
+def _save(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
