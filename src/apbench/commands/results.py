@@ -25,13 +25,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _section(title: str, body: str) -> None:
-    print(f"\n## {title}\n\n{body}")
+    from ..results.escape import visible  # titles name models and methods from records: no escapes reach the terminal
+    print(f"\n## {visible(title)}\n\n{body}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # After the arguments: --help and a usage error need no pandas, scipy or matplotlib.
-    from ..results.analysis_section import show_analyses
+    from ..results.analysis_section import analysis_records, show_analyses
     from ..results.frame import load_records
     from ..results.plots import write_plots
     from ..results.rows import final_ok, label_order
@@ -43,25 +44,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"apbench results: {args.dir} is not a directory; give the folder the runs wrote to "
               "(paths.results_dir, by default <paths.root_dir>/runs)", file=sys.stderr)
         return EXIT_NO_RECORDS
+    out = args.out or args.dir / "report"
+    if out.exists() and not out.is_dir():
+        print(f"apbench results: --out {out} is an existing file, not a folder; name a folder for the tables "
+              "and plots (it is created when missing)", file=sys.stderr)
+        return EXIT_NO_RECORDS
     df, bad = load_records(args.dir)
     for path, reason in bad:
-        print(f"unreadable record skipped: {path} ({reason})", file=sys.stderr)
-    if show_analyses(args.dir, args.out or args.dir / "report") and df.empty:  # issue 17: analysis records
-        return 0
-    if df.empty:
+        print(f"record skipped: {reason}", file=sys.stderr)
+    if df.empty and not analysis_records(args.dir):
         print(f"apbench results: no run records (record.json) under {args.dir}; give the folder the runs "
               "wrote to (paths.results_dir), or run `apbench run` first", file=sys.stderr)
         return EXIT_NO_RECORDS
-
     try:
         expected = load_expected(args.dir)
     except ValueError as e:  # a broken expectation list must not hide the results themselves
         print(f"apbench results: ignoring {EXPECTED_NAME}: {e}", file=sys.stderr)
         expected = None
-    labels = sorted(set(final_ok(df)["label"]))
+    labels = sorted(set(final_ok(df)["label"])) if not df.empty else []
     references = args.reference or []
     unknown = [r for r in references if r not in labels]
-    if unknown:
+    if unknown and not df.empty:
         print(f"apbench results: --reference {unknown[0]!r} is not a method label of these records; "
               f"choose one of: {', '.join(label_order(labels)) or '(no final ok runs)'}", file=sys.stderr)
         return EXIT_NO_RECORDS
@@ -72,7 +75,14 @@ def main(argv: list[str] | None = None) -> int:
                   "folder the baseline runs wrote to", file=sys.stderr)
             return EXIT_NO_RECORDS
         baselines, _ = load_records(args.baselines_from)
-    out = args.out or args.dir / "report"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"apbench results: cannot create the output folder {out} ({e.strerror or e}); give --out a folder "
+              "you can write", file=sys.stderr)
+        return EXIT_NO_RECORDS
+    if show_analyses(args.dir, out) and df.empty:  # issue 17: analysis records alone
+        return 0
     notes: list[str] = []
     written = (write_tables(df, out, bad_files=bad, expected=expected, reference=references, notes=notes)
                + write_plots(df, out, baselines))
@@ -96,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = failures_table(df)
     _section(f"failures ({len(failures)})", to_markdown(failures, index=False) if len(failures) else "none")
     if bad:
-        _section(f"unreadable files ({len(bad)})", "\n".join(path for path, _ in bad))
+        _section(f"unreadable or invalid records ({len(bad)}; in no table)", "\n".join(reason for _, reason in bad))
     if expected is not None:
         missing = missing_runs(df, expected)
         _section(f"missing runs ({len(missing)} of {len(expected)} expected)",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import escape
 from .cells import chosen_point
 from .recipe_table import recipe_tables
 from .rows import ACC, final_ok, label_order
@@ -218,7 +219,7 @@ def efficiency_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def failures_table(df: pd.DataFrame) -> pd.DataFrame:
     """Every run whose status is not ok, with the first line of its error message."""
     failed = df[df["status"] != "ok"]
-    error = failed["error_message"].fillna("").astype(str).str.strip().str.split("\n").str[0]
+    error = failed["error_message"].fillna("").astype(str).str.strip().str.split("\n").str[0].str[:300]
     return (pd.DataFrame({"run_id": failed["run_id"], "model": failed["model"],
                           "dataset": failed["dataset"], "method": failed["method"],
                           "layers": failed["layers_str"], "seed": failed["seed"],
@@ -275,6 +276,7 @@ def safe_name(name: str) -> str:
 def to_markdown(table: pd.DataFrame, index: bool = True) -> str:
     # No number parsing: tabulate would turn the cell "75.00" into 75 and drop the precision.
     # Missing values become None so that tabulate prints them as missing, not as "nan".
+    table = escape.strings(table, escape.markdown)  # strings from records are data, never markup
     shown = table.astype(object).where(table.notna(), None)
     return shown.to_markdown(index=index, missingval=MISSING_CELL, disable_numparse=True)
 
@@ -283,7 +285,7 @@ def _tex(table: pd.DataFrame, index: bool) -> str:
     if index and table.index.name:  # its name in the header row, not on a row of its own under it
         table, index = table.reset_index(), False
     # 86.0 as in the .md, not 86.000000; a missing value as the .md's "-", not NaN
-    tex = table.to_latex(index=index, escape=True, float_format=str, na_rep=MISSING_CELL)
+    tex = escape.strings(table, escape.latex).to_latex(index=index, escape=True, float_format=str, na_rep=MISSING_CELL)
     return tex.replace("±", r"$\pm$").replace(EDGE, r"$^{\dagger}$")
 
 
@@ -292,7 +294,7 @@ def write_table(table: pd.DataFrame, out_dir: Path, stem: str, index: bool = Tru
     base = out_dir / safe_name(stem)
     paths = [base.with_suffix(".md"), base.with_suffix(".csv"), base.with_suffix(".tex")]
     paths[0].write_text(to_markdown(table, index) + "\n")
-    table.to_csv(paths[1], index=index)
+    escape.strings(table, escape.csv).to_csv(paths[1], index=index)
     paths[2].write_text(_tex(table, index))
     return paths
 
@@ -347,7 +349,7 @@ def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
     for (model, protocol, dataset), table in recipe_tables(df).items():
         written += write_table(table, out, f"recipes-{model}-{protocol}-{dataset}")
     stats_csv = out / "accuracy_long.csv"  # numbers unformatted, for re-plotting elsewhere
-    accuracy_stats(df).to_csv(stats_csv, index=False)
+    escape.strings(accuracy_stats(df), escape.csv).to_csv(stats_csv, index=False)
     written.append(stats_csv)
     for model, table in efficiency_tables(df).items():
         written += write_table(table, out, f"efficiency-{model}")
