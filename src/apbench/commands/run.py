@@ -58,7 +58,7 @@ def hydra_run(overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from ..hydra_guard import guarded
+    from ..hydra_guard import guarded, log_folder_errors
 
     refused: list[str] = []
     not_composed: list[tuple[list[str], str]] = []
@@ -98,7 +98,7 @@ def hydra_run(overrides: list[str]) -> int:
 
     sys.argv = ["apbench run", *overrides]
     try:
-        with guarded(not_composed):
+        with guarded(not_composed), log_folder_errors(started):
             task()
     except SystemExit as e:
         if e.code == 1 and not started:  # Hydra refused the command line (an unknown option or key)
