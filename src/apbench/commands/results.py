@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..results.analysis_section import analysis_records, show_analyses
     from ..results.frame import load_records
     from ..results.plots import write_plots
-    from ..results.rows import final_ok, label_order
+    from ..results.rows import UNTUNED_NOTE, final_ok, label_order, untuned
     from ..results.stats import rank_table, stats_tables
     from ..results.tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, load_expected,
                                   missing_runs, to_markdown, write_tables)
@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{len(df)} records read from {args.dir}")
     print(compute_summary(df))
+    if untuned(df):  # said before any table, not only in the files
+        print(f"\nnote: {UNTUNED_NOTE}")
     tables = accuracy_tables(df)
     for (model, protocol), table in tables.items():
         _section(f"test top-1 (%): {model}, {protocol}", to_markdown(table))

@@ -32,7 +32,16 @@ def csv(text: str) -> str:
 
 
 def latex(text: str) -> str:
-    return visible(text)
+    return visible(text)  # the specials are escaped by to_latex(escape=True)
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def tex_text(text: str) -> str:
+    """Running LaTeX text (a note under a table), outside pandas' table escaping."""
+    return "".join(_TEX.get(ch, ch) for ch in visible(text))
 
 
 def strings(table: pd.DataFrame, fn) -> pd.DataFrame:

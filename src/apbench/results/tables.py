@@ -19,7 +19,7 @@ import pandas as pd
 from . import escape
 from .cells import chosen_point
 from .recipe_table import recipe_tables
-from .rows import ACC, final_ok, label_order
+from .rows import ACC, UNTUNED_NOTE, final_ok, label_order, untuned
 from .stats import cd_diagram, cell_stats, rank_table, stats_tables
 
 EDGE = "\N{DAGGER}"  # hyper-parameter chosen on the edge of its search grid
@@ -289,13 +289,21 @@ def _tex(table: pd.DataFrame, index: bool) -> str:
     return tex.replace("±", r"$\pm$").replace(EDGE, r"$^{\dagger}$")
 
 
-def write_table(table: pd.DataFrame, out_dir: Path, stem: str, index: bool = True) -> list[Path]:
-    """``stem``.md / .csv / .tex in ``out_dir``."""
+def untuned_note(df: pd.DataFrame, **where) -> str | None:
+    """``rows.UNTUNED_NOTE`` when the table of ``df``'s rows matching ``where`` compares untuned points."""
+    return UNTUNED_NOTE if untuned(df, **where) else None
+
+
+def write_table(table: pd.DataFrame, out_dir: Path, stem: str, index: bool = True,
+                note: str | None = None) -> list[Path]:
+    """``stem``.md / .csv / .tex in ``out_dir``; ``note`` is printed under the .md and .tex tables (the
+    .csv stays plain data for other tools)."""
     base = out_dir / safe_name(stem)
     paths = [base.with_suffix(".md"), base.with_suffix(".csv"), base.with_suffix(".tex")]
-    paths[0].write_text(to_markdown(table, index) + "\n")
+    paths[0].write_text(to_markdown(table, index) + "\n" + (f"\n**Note:** {note}\n" if note else ""))
     escape.strings(table, escape.csv).to_csv(paths[1], index=index)
-    paths[2].write_text(_tex(table, index))
+    paths[2].write_text(_tex(table, index) + (f"\\par\\smallskip\\noindent\\textit{{Note: {escape.tex_text(note)}}}\n"
+                                              if note else ""))
     return paths
 
 
@@ -317,10 +325,11 @@ def write_stats(df: pd.DataFrame, out: Path, reference=None) -> tuple[list[Path]
         suffix = f"-vs-{ref}" if n else ""
         for (model, protocol), table in stats_tables(df, ref).items():
             stem = f"{model}-{protocol}"
-            written += write_table(table, out, f"stats-{stem}{suffix}", index=False)
+            note = untuned_note(df, model=model, protocol=protocol)
+            written += write_table(table, out, f"stats-{stem}{suffix}", index=False, note=note)
             ranks = rank_table(df, model, protocol, ref)
             if len(ranks):
-                written += write_table(ranks, out, f"ranks-{stem}{suffix}")
+                written += write_table(ranks, out, f"ranks-{stem}{suffix}", note=note)
             if n:
                 continue  # the diagram does not depend on the reference
             png = out / f"cd-{safe_name(stem)}.png"
@@ -343,16 +352,19 @@ def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
     if notes is not None:
         notes += stat_notes
     for (model, protocol), table in accuracy_tables(df).items():
-        written += write_table(table, out, f"accuracy-{model}-{protocol}")
+        written += write_table(table, out, f"accuracy-{model}-{protocol}",
+                               note=untuned_note(df, model=model, protocol=protocol))
     for (model, protocol, dataset), table in method_tables(df).items():
-        written += write_table(table, out, f"methods-{model}-{protocol}-{dataset}")
+        written += write_table(table, out, f"methods-{model}-{protocol}-{dataset}",
+                               note=untuned_note(df, model=model, protocol=protocol, dataset=dataset))
     for (model, protocol, dataset), table in recipe_tables(df).items():
-        written += write_table(table, out, f"recipes-{model}-{protocol}-{dataset}")
+        written += write_table(table, out, f"recipes-{model}-{protocol}-{dataset}",
+                               note=untuned_note(df, model=model, protocol=protocol, dataset=dataset))
     stats_csv = out / "accuracy_long.csv"  # numbers unformatted, for re-plotting elsewhere
     escape.strings(accuracy_stats(df), escape.csv).to_csv(stats_csv, index=False)
     written.append(stats_csv)
     for model, table in efficiency_tables(df).items():
-        written += write_table(table, out, f"efficiency-{model}")
+        written += write_table(table, out, f"efficiency-{model}", note=untuned_note(df, model=model))
     written += write_table(failures_table(df), out, "failures", index=False)
     if expected is not None:
         written += write_table(missing_runs(df, expected), out, "missing", index=False)
