@@ -20,12 +20,26 @@ def _layers_str(layers) -> str:
     return "+".join(str(v) for v in layers) if isinstance(layers, (list, tuple)) else str(layers)
 
 
-def jobs_from_records(root) -> list[Job]:
-    """One job per final ``ok`` record under ``root``, from the config the record stores."""
+def jobs_from_records(root, bad: list | None = None) -> list[Job]:
+    """One job per final ``ok`` record under ``root``, from the config the record stores. Records that
+    cannot be read, are invalid (``results.record_check``) or whose config does not describe a cell are
+    appended to ``bad`` as (path, reason) instead: named, never a traceback."""
     from .results.store import iter_records
 
-    return [Job(0, [], OmegaConf.create(r["config"])) for r in iter_records(root)
-            if r.get("status") == "ok" and r.get("stage") == "final" and r.get("config")]
+    bad = [] if bad is None else bad
+    jobs = []
+    for r in iter_records(root, bad=bad):
+        if not (r.get("status") == "ok" and r.get("stage") == "final" and r.get("config")):
+            continue
+        try:
+            cfg = OmegaConf.create(r["config"])
+            _describe(cfg), rate_key(cfg), int(_at_training_batch(cfg).trainer.batch_size)  # what measuring reads
+        except Exception as e:  # noqa: BLE001  (OmegaConf, key and type errors alike: no usable config)
+            bad.append((r["_path"], f"{r['_path']}: its config does not describe a cell ({type(e).__name__}: "
+                                    f"{str(e).splitlines()[0][:200] if str(e) else ''})"))
+            continue
+        jobs.append(Job(0, [], cfg))
+    return jobs
 
 
 def _describe(cfg) -> dict:

@@ -1,4 +1,4 @@
-"""Two places where Hydra's own behaviour misleads an apbench user, adjusted while ``apbench run`` composes.
+"""Places where Hydra's own behaviour misleads an apbench user, adjusted while ``apbench run`` composes.
 
 - A misspelt key without ``+`` (``trainer.epoch=3``): Hydra advises ``+trainer.epoch=3``, which would
   only add a key that nothing reads (and that validation then refuses). Here the message names the
@@ -6,9 +6,11 @@
 - A sweep cell that does not compose (``-m method=ap,linear_probe 'method.layers=[8]'``: linear
   probing has no layers): Hydra's sweeper refuses the whole sweep before any run. Here that cell is
   reported and left out, the others run, and ``apbench run`` ends with exit 2 listing it.
+- A log folder Hydra cannot create (``paths.root_dir`` too long, or read-only): a traceback, before any
+  apbench code runs. Here it is one message naming the folder and ``paths.log_dir``, and exit 2.
 
 Hydra has no hook for either, so both wrap Hydra internals (hydra-core 1.3: the config loader's
-``_apply_overrides_to_config`` and ``BasicSweeper.get_job_batch``), only inside these context managers;
+``_apply_overrides_to_config``, ``BasicSweeper.get_job_batch`` and ``run_and_report``), only inside these context managers;
 where an attribute is missing (another Hydra version) that adjustment is skipped and Hydra's own
 behaviour stays.
 """
@@ -124,6 +126,40 @@ def skip_cells_that_do_not_compose(refused: list[tuple[list[str], str]]):
 
 
 @contextmanager
+def log_folder_errors(started: list):
+    """Hydra creates its log folder (``hydra.run.dir`` / ``hydra.sweep.dir``, under ``paths.log_dir``)
+    before the task starts; a path the file system refuses (too long, under a file, read-only) ends there
+    in a traceback. Such an ``OSError`` before the task ``started`` becomes one message and exit 2."""
+    try:
+        import hydra._internal.utils as hydra_utils
+        original = hydra_utils.run_and_report
+    except (ImportError, AttributeError):
+        yield
+        return
+    import sys
+
+    def run_and_report(func):
+        def checked():
+            try:
+                return func()
+            except OSError as e:
+                if started:
+                    raise
+                where = e.filename or "?"
+                print(f"apbench: bad input: paths.log_dir: cannot create Hydra's log folder {where} "
+                      f"({e.strerror or e}); set paths.log_dir (or paths.root_dir) to a folder you can write "
+                      "(an existing, writable folder with a short enough path)", file=sys.stderr)
+                raise SystemExit(2) from None
+        return original(checked)
+
+    hydra_utils.run_and_report = run_and_report
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = original
+
+
+@contextmanager
 def guarded(refused: list[tuple[list[str], str]]):
     with ExitStack() as stack:
         stack.enter_context(suggest_close_keys())
@@ -131,4 +167,5 @@ def guarded(refused: list[tuple[list[str], str]]):
         yield
 
 
-__all__ = ["guarded", "misspelt_key_message", "suggest_close_keys", "skip_cells_that_do_not_compose"]
+__all__ = ["guarded", "log_folder_errors", "misspelt_key_message", "suggest_close_keys",
+           "skip_cells_that_do_not_compose"]

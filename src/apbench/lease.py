@@ -2,22 +2,37 @@
 
 Results folders live on NFS or Lustre on clusters, where ``flock`` is unreliable; a lease uses only
 what those file systems do atomically: ``open(O_CREAT | O_EXCL)`` (NFSv3 and later, Lustre) and
-``rename``. ``<run folder>/lease.json`` holds {host, pid, run_id, started, heartbeat}; the holder
-rewrites it every ``HEARTBEAT_S`` seconds and removes it when the run ends, however it ends.
+``rename``. ``<run folder>/lease.json`` holds {host, pid, run_id, token, started, heartbeat}; the
+holder rewrites it every ``HEARTBEAT_S`` seconds and removes it when the run ends, however it ends
+(SIGTERM included: ``apbench.termination``).
 
-A lease is **stale**, and another launch takes it over (a killed run is then resumed from its
+**Age.** A lease's age is ``now - heartbeat`` when its heartbeat is a real number not ahead of this
+host's clock. Every other lease -- unreadable, not JSON, not a JSON object, a heartbeat of the wrong
+type, NaN or in the future, or ``lease.json`` not a regular file (a folder, a link) -- is aged by the
+file's own modification time. One rule, so no lease is live forever and none is read with a traceback.
+
+**Stale.** A lease is stale, and another launch takes it over (a killed run is then resumed from its
 checkpoint), when either
-* its heartbeat is older than ``STALE_S`` (300 s: ten missed heartbeats; compared with this host's
-  clock, so hosts' clocks must agree to within minutes, as NTP keeps them), or
-* it was written on this host by a process that no longer exists (known at once, no waiting).
-A lease that cannot be parsed (caught mid-rewrite) counts as held while its file is younger than
-``STALE_S``.
+* its age is over ``STALE_S`` (300 s: ten missed heartbeats; compared with this host's clock, so hosts'
+  clocks must agree to within minutes, as NTP keeps them), or
+* it is a well-formed lease written on this host by a process that no longer exists (known at once).
+
+**Take-over.** Several launchers may find the same stale lease at once. Each names that very file
+version by a key (digest of its bytes, inode, size and modification time) and races to create the
+take-over token ``.lease.json.takeover.<key>.0`` with ``O_EXCL``: exactly one wins. The winner looks
+again (the file must still be the version it judged stale), renames it aside and creates its own lease
+with ``O_EXCL``; the losers look again and find a live lease. A token left by a taker that died inside
+its take-over (milliseconds) is itself stale after ``STALE_S``; the next token ``.1`` is then raced for.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import shutil
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -29,6 +44,7 @@ from .filemode import follow_umask
 LEASE_NAME = "lease.json"
 HEARTBEAT_S = 30.0
 STALE_S = float(os.environ.get("APBENCH_LEASE_STALE_S", 300.0))
+_MAX_READ = 1 << 16  # a lease is ~200 bytes: never read a huge file whole
 
 
 def _pid_alive(pid: int) -> bool:
@@ -42,33 +58,98 @@ def _pid_alive(pid: int) -> bool:
 
 
 def read(path: Path) -> dict | None:
+    """The lease at ``path`` when it is a readable JSON object, else None."""
     try:
-        return json.loads(path.read_text())
+        with open(path, "rb") as f:
+            info = json.loads(f.read(_MAX_READ))
     except (OSError, ValueError):
         return None
+    return info if isinstance(info, dict) else None
+
+
+@dataclass(frozen=True)
+class Look:
+    """One look at a lease file: which version it is, what it says and how old it is."""
+    key: str
+    info: dict | None   # the lease, when well formed
+    problem: str | None  # why it is aged by its file (None: by its heartbeat)
+    age_s: float
+
+    @property
+    def live(self) -> bool:
+        if self.age_s > STALE_S:
+            return False
+        info = self.info
+        if info is not None and info.get("host") == socket.gethostname() and _is_pid(info.get("pid")):
+            if info["pid"] == os.getpid() or not _pid_alive(info["pid"]):
+                return False  # this host's process is gone (or it is this very process, done with it)
+        return True
+
+
+def _is_pid(value) -> bool:
+    return type(value) is int and 0 < value < 2 ** 31  # 0 and negatives would address process groups
+
+
+def _heartbeat(info: dict, now: float) -> float | None:
+    beat = info.get("heartbeat")
+    if type(beat) not in (int, float):  # bool is an int subclass, and no heartbeat
+        return None
+    try:
+        beat = float(beat)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return beat if math.isfinite(beat) and beat <= now else None
+
+
+def look(path: Path) -> Look | None:
+    """What ``path`` holds now; None when there is no lease file."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    raw, problem = b"", None
+    if not stat.S_ISREG(st.st_mode):
+        problem = "not a regular file"
+    else:
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(_MAX_READ)
+        except OSError as e:
+            problem = f"unreadable ({e.strerror or e})"
+    now = time.time()
+    info = None
+    if problem is None:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            problem = "not a lease (no JSON object)"
+        elif (beat := _heartbeat(parsed, now)) is None:
+            problem = f"a lease with an unusable heartbeat ({parsed.get('heartbeat')!r:.40})"
+        else:
+            info = parsed
+    age = now - beat if info is not None else now - st.st_mtime
+    key = hashlib.sha256(raw + f"|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    return Look(key, info, problem, age)
 
 
 def holder(run_dir: Path) -> dict | None:
-    """The live lease on ``run_dir`` (its content, with ``age_s``), or None when free or stale."""
-    path = Path(run_dir) / LEASE_NAME
-    try:
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
+    """The live lease on ``run_dir`` (its content, with ``age_s`` and, for a lease aged by its file,
+    ``problem``), or None when free or stale."""
+    seen = look(Path(run_dir) / LEASE_NAME)
+    if seen is None or not seen.live:
         return None
-    info = read(path)
-    now = time.time()
-    if not isinstance(info, dict):
-        return {"host": "?", "pid": "?", "age_s": now - mtime} if now - mtime < STALE_S else None
-    age = now - float(info.get("heartbeat", mtime))
-    if age > STALE_S:
-        return None
-    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-        if info["pid"] == os.getpid() or not _pid_alive(info["pid"]):
-            return None  # this host's process is gone (or it is this very process, done with it)
-    return info | {"age_s": age}
+    if seen.info is None:
+        return {"host": "?", "pid": "?", "age_s": seen.age_s, "problem": seen.problem}
+    return seen.info | {"age_s": seen.age_s}
 
 
 def describe(info: dict) -> str:
+    if info.get("problem"):
+        return (f"held by a lease file that is {info['problem']}, written {info['age_s']:.0f} s ago (such a "
+                f"lease counts as held until its file is {STALE_S:.0f} s old; delete it if no process trains "
+                "this run)")
     return (f"being trained by {info.get('host')}:{info.get('pid')} (lease heartbeat {info['age_s']:.0f} s ago; "
             f"a lease goes stale after {STALE_S:.0f} s without one)")
 
@@ -109,23 +190,63 @@ def _write_new(path: Path, text: str) -> bool:
     return True
 
 
+def _older_than_stale(path: Path) -> bool:
+    try:
+        return time.time() - os.lstat(path).st_mtime > STALE_S
+    except FileNotFoundError:
+        return False
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def take_over(path: Path, seen: Look, text: str, token: str) -> bool:
+    """Replace the stale lease version ``seen`` by ``text``; False when another taker got there first."""
+    for generation in range(100):
+        claim = path.with_name(f".{LEASE_NAME}.takeover.{seen.key}.{generation}")
+        if _write_new(claim, token):
+            break
+        if not _older_than_stale(claim):
+            return False  # another taker is replacing this very version now
+    else:
+        return False
+    try:
+        again = look(path)
+        if again is None or again.key != seen.key:
+            return False  # it changed since we judged it (released, or already taken over)
+        aside = path.with_name(f".{LEASE_NAME}.{token}.stale")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False  # released in between
+        _discard(aside)
+        return _write_new(path, text)  # False: a fresh launcher created one in between; it holds
+    finally:
+        for left in path.parent.glob(f".{LEASE_NAME}.takeover.{seen.key}.*"):  # ours, and any dead taker's
+            left.unlink(missing_ok=True)
+
+
 def acquire(run_dir: Path, run_id: str) -> Lease | None:
     """Take the lease on ``run_dir``; None when a live process holds it."""
     path = Path(run_dir) / LEASE_NAME
     lease = Lease(path, uuid.uuid4().hex, threading.Event())
     started = time.time()
-    for _ in range(3):
-        if _write_new(path, lease._content(started, run_id)):
+    for attempt in range(20):
+        text = lease._content(started, run_id)
+        if _write_new(path, text):
             break
-        if holder(run_dir) is not None:
+        seen = look(path)
+        if seen is None:
+            continue  # released in between: race for it again
+        if seen.live:
             return None
-        # Stale: move it aside (only one of several takers' renames finds it), then race for O_EXCL.
-        aside = path.with_name(f".{LEASE_NAME}.{lease.token}.stale")
-        try:
-            os.rename(path, aside)
-            aside.unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass
+        if take_over(path, seen, text, lease.token):
+            break
+        time.sleep(0.01 * (attempt + 1))  # another taker is at work: its lease shows up in a moment
     else:
         return None
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import sys
 import time
 import traceback
 from datetime import datetime, timezone
@@ -14,6 +15,7 @@ from . import identity, lease
 from .filemode import make_writable_dir
 from .results.store import SCHEMA_VERSION, finished_ok, read_record, write_record
 from .errors import ConfigError, InputError
+from .termination import Terminated, exits_on_sigterm
 from .validate import validate
 
 
@@ -153,9 +155,17 @@ def run(cfg: DictConfig, hparams: dict | None = None) -> dict:
         print(f"[apbench] {rid}: {why}; skipped here")
         return record | {"status": "skipped", "skipped_because": why}
     try:
-        if not force and not seen_ok and (done := _finished(cfg, facts, rid, rdir, legacy_id)) is not None:
-            return done  # another process finished it between the first look and taking the lease
-        return _run_held(cfg, facts, rid, rdir, record)
+        with exits_on_sigterm():
+            if not force and not seen_ok and (done := _finished(cfg, facts, rid, rdir, legacy_id)) is not None:
+                return done  # another process finished it between the first look and taking the lease
+            return _run_held(cfg, facts, rid, rdir, record)
+    except Terminated as e:
+        held.release()  # before saying so: a requeued job may already be looking
+        kept = "its last epoch checkpoint is kept" if (rdir / "checkpoint.pt").is_file() else "no epoch had finished"
+        print(f"[apbench] {rid}: stopped by SIGTERM (pre-emption); {kept}, its lease released, no record written; "
+              f"exiting with status {e.code} so the launcher requeues it (the next launch resumes it)",
+              file=sys.stderr, flush=True)
+        raise
     finally:
         held.release()
         if created:

@@ -246,6 +246,21 @@ def _image_folder(base: Path, broken: dict[str, bytes] | None = None, classes=("
     return base
 
 
+def _listed_folder(base: Path, train_lines: list[str], classes=("cat", "dog")) -> Path:
+    """Layout B: ``<base>/<class>/<image>`` and list files; train.txt holds ``train_lines``."""
+    from data_writers import image
+    for c, cls in enumerate(classes):
+        for i in range(3):
+            image(base / cls / f"{i}.png", c, i)
+    (base.parent / "secret.png").write_bytes((base / "cat" / "0.png").read_bytes())  # outside the dataset
+    (base / "train.txt").write_text("\n".join(train_lines) + "\n")
+    (base / "test.txt").write_text("cat/2.png\ndog/2.png\n")
+    return base
+
+
+LISTED = ["cat/0.png", "dog/0.png", "cat/1.png", "dog/1.png"]
+
+
 def _crafted_cifar(w: Path) -> Path:
     """A torchvision CIFAR-10 folder whose data_batch_1 runs ``touch MARKER`` when unpickled."""
     import pickle
@@ -265,7 +280,32 @@ def _in_process_cases(w: Path) -> dict:
     junk_img = _image_folder(folders / "junk_image", {"train/cat/2.png": b"GIF89a? no, my notes\n"})
     lite0 = ["model=efficientnet_lite0"]
     _crafted_cifar(w)
+    listed = ["dataset=image_folder", "dataset.lists={train: train.txt, test: test.txt}"]
+    # With a label, no class folder is looked up: the path alone decides where the image comes from.
+    dotdot = _listed_folder(folders / "dotdot" / "data", [*LISTED, "../secret.png 0"])
+    absolute = _listed_folder(folders / "absolute" / "data", [*LISTED[:1], f"{folders / 'dotdot' / 'secret.png'} 1"])
+    bad_label = _listed_folder(folders / "bad_label" / "data", [*LISTED[:2], "cat/1.png 7"])
+    negative = _listed_folder(folders / "negative" / "data", [*LISTED[:3], "dog/1.png -1"])
     return {
+        # Split lists: no file outside the dataset folder, no label outside its classes (issue 26)
+        "list_path_outside": (tiny(w, *listed, f"dataset.path={dotdot}"),
+                              [f"{dotdot / 'train.txt'}:5: '../secret.png' is outside the dataset folder {dotdot}",
+                               "without '..' or an absolute path"]),
+        "list_path_absolute": (tiny(w, *listed, f"dataset.path={absolute}"),
+                               [f"{absolute / 'train.txt'}:2: '{folders / 'dotdot' / 'secret.png'}' is outside",
+                                "without '..' or an absolute path"]),
+        "list_label_out_of_range": (tiny(w, *listed, f"dataset.path={bad_label}"),
+                                    [f"{bad_label / 'train.txt'}:3: label 7 is out of range",
+                                     "2 class folders, so labels are 0..1 (cat, dog, in sorted order)"]),
+        "list_label_negative": (tiny(w, *listed, f"dataset.path={negative}"),
+                                [f"{negative / 'train.txt'}:4: label -1 is out of range"]),
+        # Hydra's log folder under paths.root_dir (issue 26): a name too long, a parent that is no folder
+        "root_dir_name_too_long": (tiny(w / ("x" * 300)), ["cannot create Hydra's log folder", "File name too long",
+                                                          "set paths.log_dir (or paths.root_dir) to a folder you "
+                                                          "can write"]),
+        "root_dir_not_a_folder": (tiny(Path("/dev/null/apbench")),
+                                  ["cannot create Hydra's log folder /dev/null/apbench/outputs/", "Not a directory",
+                                   "set paths.log_dir (or paths.root_dir) to a folder you can write"]),
         "results_dir_name_too_long": (tiny(w, f"paths.results_dir={w / ('x' * 300)}"),
                                       ["is 300 bytes, over this file system's limit of 255",
                                        "give paths.results_dir shorter folder names"]),
@@ -304,7 +344,8 @@ def _in_process_cases(w: Path) -> dict:
 IN_PROCESS_IDS = ["results_dir_name_too_long", "image_size_zero", "image_size_too_small", "seed_beyond_64_bits",
                   "momentum_not_a_number", "weights_file_without_checkpoint", "misspelt_key_without_plus",
                   "image_folder_not_found", "image_folder_one_class", "zero_byte_image", "unreadable_image",
-                  "crafted_cifar_pickle"]
+                  "crafted_cifar_pickle", "list_path_outside", "list_path_absolute", "list_label_out_of_range",
+                  "list_label_negative", "root_dir_name_too_long", "root_dir_not_a_folder"]
 QUIET = ["hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]  # no log handlers left on pytest's streams
 
 

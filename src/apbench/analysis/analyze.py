@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import sys
 import time
 import traceback
@@ -57,11 +58,14 @@ def _prompt_run(path: str | None, model_cfg: dict, pre: dict):
     """(record, prompt state) of an AP run folder, checked against the analysed model."""
     if path is None:
         return None, None
+    from ..results.record_check import problems
     from ..results.store import BadRecord, read_record
     from ..engine.trained_prompt import PROMPT_NAME
     folder = Path(path)
     try:
         rec = read_record(folder / "record.json")
+        if why := problems(rec):
+            raise BadRecord(f"{folder / 'record.json'}: invalid record: {'; '.join(why)}")
     except BadRecord as e:
         raise InputError(f"analysis.prompt_run={path}: {e}; give the folder of a finished AP run "
                          "(paths.results_dir/<run_id>)") from None
@@ -76,8 +80,50 @@ def _prompt_run(path: str | None, model_cfg: dict, pre: dict):
         raise InputError(f"analysis.prompt_run={path} was trained on model {rec.get('model')!r} with another "
                          f"model config; analyse the same model: model={rec.get('model')} and the run's "
                          "model.* overrides (e.g. model.preprocessing.image_size)")
-    state = torch.load(folder / PROMPT_NAME, map_location="cpu", weights_only=True)
+    prompt = folder / PROMPT_NAME
+    not_one = f"analysis.prompt_run={path}: {prompt} is not a saved prompt"
+    redo = "it is written by a finished method=ap run: rerun that cell with force=true to save it again"
+    try:
+        state = torch.load(prompt, map_location="cpu", weights_only=True)  # data only: no pickled code runs
+    except Exception as e:  # noqa: BLE001  (pickle, zip and unsafe-global errors alike: not a prompt)
+        raise InputError(f"{not_one} ({_load_failure(e)}); {redo}") from None
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise InputError(f"{not_one} (a prompt is a dict of named tensors; this holds {type(state).__name__}); {redo}")
     return rec, state
+
+
+def _load_failure(e: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice to retry with
+    ``weights_only=False`` (that would run the file's code)."""
+    lines = [ln.strip() for ln in str(e).splitlines()]
+    detail = [ln for ln in lines[1:] if ln and "weights_only" not in ln and not ln.startswith("Check the documentation")]
+    detail = [ln.removeprefix("WeightsUnpickler error:").strip() for ln in detail] or lines[:1]
+    text = "; ".join(d for d in detail if d)[:200]
+    glob = re.search(r"unsupported GLOBAL (\S+)", text)
+    if glob:
+        return f"it holds {glob.group(1)}, which would run code if loaded: refused, not loaded"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _check_prompt_fits(model, pre: dict, rec: dict, state: dict, path: str) -> None:
+    """The saved prompt's tensors are those AP with the run's method config puts on ``model``."""
+    from .. import methods
+    try:
+        m = rec["config"]["method"]
+        with torch.random.fork_rng(devices=[]):  # a prompt's init must not move the analysis' random draws
+            adapted = methods.apply(model, "ap", input_size=pre["input_size"], layers=m["layers"],
+                                    shape=m.get("shape", "full"), init=m.get("init", "zeros"))
+        want = {k: tuple(v.shape) for k, v in model.apbench_prompts.state_dict().items()}
+        adapted.remove()
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise InputError(f"analysis.prompt_run={path}: its record's method config cannot place the prompt on "
+                         f"this model ({type(e).__name__}: {e}); give the folder of a finished method=ap run") from None
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if got != want:
+        raise InputError(f"analysis.prompt_run={path}: its prompt.pt holds {got}, but AP as that run was configured "
+                         f"gives {want} on this model; the file is not this run's prompt (rerun the cell with "
+                         "force=true to save it again)")
 
 
 def _write_csvs(rec: dict, out: Path) -> list[Path]:
@@ -145,6 +191,8 @@ def analyze(cfg: DictConfig) -> dict:
     except (WeightsError, data.DataError, ValueError) as e:
         raise InputError(str(e)) from e
     prompt_rec, prompt_state = _prompt_run(a.get("prompt_run"), model_cfg, pre)
+    if prompt_rec is not None:
+        _check_prompt_fits(model, pre, prompt_rec, prompt_state, a["prompt_run"])
     aid = analysis_id_of(model_cfg, data_cfg, a, cfg.seed, prompt_rec and prompt_rec["run_id"])
     out = Path(a["out_dir"]) / aid
     if finished_ok(out / ANALYSIS_NAME) and not cfg.get("force", False):

@@ -51,10 +51,21 @@ def main(argv: list[str]) -> int:
     from ..results.tables import to_markdown, write_table
     from ..sweep import sweep_jobs
 
+    if a.out is not None and a.out.exists() and not a.out.is_dir():
+        print(f"apbench measure: --out {a.out} is an existing file, not a folder; name a folder for the tables",
+              file=sys.stderr)
+        return 2
     if a.records is not None:
         if a.overrides:
             ap.error("give either OVERRIDES or --records, not both")
-        jobs = jobs_from_records(a.records)
+        if not a.records.is_dir():
+            print(f"apbench measure: --records {a.records} is not a directory; give the folder the runs wrote to",
+                  file=sys.stderr)
+            return 2
+        bad: list = []
+        jobs = jobs_from_records(a.records, bad)
+        for _, reason in bad:
+            print(f"record skipped: {reason}", file=sys.stderr)
         if not jobs:
             print(f"apbench measure: no final ok record with a config under {a.records}", file=sys.stderr)
             return 2

@@ -30,7 +30,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _section(title: str, body: str) -> None:
-    print(f"\n## {title}\n\n{body}")
+    from ..results.escape import visible  # titles name models and methods from records: no escapes reach the terminal
+    print(f"\n## {visible(title)}\n\n{body}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,43 +44,45 @@ def main(argv: list[str] | None = None) -> int:
         print(f"apbench results: {args.dir} is not a directory; give the folder the runs wrote to "
               "(paths.results_dir, by default <paths.root_dir>/runs)", file=sys.stderr)
         return EXIT_NO_RECORDS
+    out = args.out or args.dir / "report"
+    if out.exists() and not out.is_dir():
+        print(f"apbench results: --out {out} is an existing file, not a folder; name a folder for the tables "
+              "and plots (it is created when missing)", file=sys.stderr)
+        return EXIT_NO_RECORDS
     bad: list[tuple[str, str]] = []
     records = list(iter_records(args.dir, bad=bad))
     df = records_frame(records)
     for path, reason in bad:
-        print(f"unreadable record skipped: {path} ({reason})", file=sys.stderr)
+        print(f"record skipped: {reason}", file=sys.stderr)
     if args.html_only and df.empty:
         print(f"apbench results: no run records (record.json) under {args.dir}: no page to write; give the "
               "folder the runs wrote to (paths.results_dir)", file=sys.stderr)
         return EXIT_NO_RECORDS
     if args.html_only:
         print(f"{len(df)} records read from {args.dir}")
-        print(f"wrote {_page(records, df, args.out or args.dir / 'report', args.dir, len(bad))}")
+        print(f"wrote {_page(records, df, out, args.dir, len(bad))}")
         return 0
     # the page alone needs no plots (matplotlib) and no analyses
-    from ..results.analysis_section import show_analyses
+    from ..results.analysis_section import analysis_records, show_analyses
     from ..results.plots import write_plots
-    from ..results.rows import final_ok, label_order
+    from ..results.rows import UNTUNED_NOTE, final_ok, label_order, untuned
     from ..results.stats import rank_table, stats_tables
     from ..results.tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, load_expected,
                                   missing_runs, to_markdown, write_tables)
 
-    if show_analyses(args.dir, args.out or args.dir / "report") and df.empty:  # issue 17
-        return 0
-    if df.empty:
+    if df.empty and not analysis_records(args.dir):
         print(f"apbench results: no run records (record.json) under {args.dir}; give the folder the runs "
               "wrote to (paths.results_dir), or run `apbench run` first", file=sys.stderr)
         return EXIT_NO_RECORDS
-
     try:
         expected = load_expected(args.dir)
     except ValueError as e:  # a broken expectation list must not hide the results themselves
         print(f"apbench results: ignoring {EXPECTED_NAME}: {e}", file=sys.stderr)
         expected = None
-    labels = sorted(set(final_ok(df)["label"]))
+    labels = sorted(set(final_ok(df)["label"])) if not df.empty else []
     references = args.reference or []
     unknown = [r for r in references if r not in labels]
-    if unknown:
+    if unknown and not df.empty:
         print(f"apbench results: --reference {unknown[0]!r} is not a method label of these records; "
               f"choose one of: {', '.join(label_order(labels)) or '(no final ok runs)'}", file=sys.stderr)
         return EXIT_NO_RECORDS
@@ -90,13 +93,22 @@ def main(argv: list[str] | None = None) -> int:
                   "folder the baseline runs wrote to", file=sys.stderr)
             return EXIT_NO_RECORDS
         baselines, _ = load_records(args.baselines_from)
-    out = args.out or args.dir / "report"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"apbench results: cannot create the output folder {out} ({e.strerror or e}); give --out a folder "
+              "you can write", file=sys.stderr)
+        return EXIT_NO_RECORDS
+    if show_analyses(args.dir, out) and df.empty:  # issue 17: analysis records alone
+        return 0
     notes: list[str] = []
     written = (write_tables(df, out, bad_files=bad, expected=expected, reference=references, notes=notes)
                + write_plots(df, out, baselines))
 
     print(f"{len(df)} records read from {args.dir}")
     print(compute_summary(df))
+    if untuned(df):  # said before any table, not only in the files
+        print(f"\nnote: {UNTUNED_NOTE}")
     tables = accuracy_tables(df)
     for (model, protocol), table in tables.items():
         _section(f"test top-1 (%): {model}, {protocol}", to_markdown(table))
@@ -114,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = failures_table(df)
     _section(f"failures ({len(failures)})", to_markdown(failures, index=False) if len(failures) else "none")
     if bad:
-        _section(f"unreadable files ({len(bad)})", "\n".join(path for path, _ in bad))
+        _section(f"unreadable or invalid records ({len(bad)}; in no table)", "\n".join(reason for _, reason in bad))
     if expected is not None:
         missing = missing_runs(df, expected)
         _section(f"missing runs ({len(missing)} of {len(expected)} expected)",

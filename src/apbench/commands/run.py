@@ -58,12 +58,13 @@ def hydra_run(overrides: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from ..hydra_guard import guarded
+    from ..hydra_guard import guarded, log_folder_errors
 
     refused: list[str] = []
     not_composed: list[tuple[list[str], str]] = []
     failed: list[str] = []
     statuses: list[str] = []
+    fixed_methods: set[str] = set()  # methods run once at their default point: not a comparison
     started = []
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -92,18 +93,23 @@ def hydra_run(overrides: list[str]) -> int:
         for rec in recs:
             print(_summary(rec))
             statuses.append(rec["status"])
+            if rec.get("protocol") == "fixed" and rec["status"] == "ok":
+                fixed_methods.add(str(rec.get("method")))
             if rec["status"] != "ok" and multirun:
                 failed.append(f"#{hc.job.num} {' '.join(hc.overrides.task)}: {rec['status']} ({rec['run_id']})")
         return recs[-1].get("status")
 
     sys.argv = ["apbench run", *overrides]
     try:
-        with guarded(not_composed):
+        with guarded(not_composed), log_folder_errors(started):
             task()
     except SystemExit as e:
         if e.code == 1 and not started:  # Hydra refused the command line (an unknown option or key)
             return 2
         return e.code if isinstance(e.code, int) else 1
+    if len(fixed_methods) > 1:
+        from ..results.rows import UNTUNED_NOTE  # a constant: no pandas
+        print(f"[apbench] note: {', '.join(sorted(fixed_methods))}: {UNTUNED_NOTE}")
     refused += [f"{' '.join(ov)}: does not compose ({why[:200]})" for ov, why in not_composed]
     if refused:
         print(f"apbench: {len(refused)} cell(s) of the sweep were refused and left no record "

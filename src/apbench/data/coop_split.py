@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from .base import DataError, Splits, register_loader
-from .images import ImageFiles, find_folder, require_file
+from .images import OUTSIDE, ImageFiles, find_folder, outside, require_file
 
 SPLITS = ("train", "val", "test")
 
@@ -30,6 +30,8 @@ def load_coop_split(root, transforms, folder, split_file: str, image_dir: str = 
     for s in SPLITS:
         if not items[s]:
             raise DataError(f"empty split: {path} has no {s!r} images; {fix}")
+        if (bad := next((i for i, (p, _, _) in enumerate(items[s]) if outside(p)), None)) is not None:
+            raise DataError(f"{path}: {s}[{bad}] {items[s][bad][0]!r} is outside the image folder; {OUTSIDE}")
     names: dict[int, str] = {}
     for s in SPLITS:
         for _, y, c in items[s]:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from .base import DataError, Splits, register_loader
-from .images import ImageFiles, find_folder, require_file
+from .images import OUTSIDE, ImageFiles, find_folder, outside, require_file
 
 PARENTS = ("", "fgvc", "FGVC")
 IMAGE_DIRS = ("images", "Images", "")  # CUB/NABirds: images/, Dogs: Images/, Flowers/Cars: the folder itself
@@ -23,6 +23,8 @@ def read_json(path: Path, fix: str) -> dict[str, int]:
         raise DataError(f"{path}: not a JSON object of image path -> integer label ({e}); {fix}") from None
     if not anno:
         raise DataError(f"empty split: {path} lists no images; {fix}")
+    if (bad := next((k for k in anno if outside(k)), None)) is not None:
+        raise DataError(f"{path}: {bad!r} is outside the dataset folder {path.parent}; {OUTSIDE}")
     return anno
 
 

@@ -8,10 +8,11 @@ trailing integer label overrides the folder). Class names are the sorted class f
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .base import DataError, MissingData, Splits, register_loader
-from .images import IMAGE_EXTS, ImageFiles, carve, need_root
+from .images import IMAGE_EXTS, OUTSIDE, ImageFiles, carve, need_root, outside
 
 FIX = "lay the data out as <path>/{train,val,test}/<class>/<image> (val optional) or give dataset.lists"
 
@@ -46,12 +47,20 @@ def from_list(base: Path, list_file: Path, classes: list[str]) -> tuple[list[Pat
         if not line.strip():
             continue
         parts = line.rsplit(maxsplit=1)
-        rel, y = (parts[0], int(parts[1])) if len(parts) == 2 and parts[1].isdigit() else (line.strip(), None)
+        labelled = len(parts) == 2 and re.fullmatch(r"[-+]?\d+", parts[1]) is not None
+        rel, y = (parts[0], int(parts[1])) if labelled else (line.strip(), None)
+        if outside(rel):
+            raise DataError(f"{list_file}:{n}: {rel!r} is outside the dataset folder {base}; {OUTSIDE}; {FIX}")
         if y is None:
             cls = Path(rel).parts[0]
             if cls not in classes:
                 raise DataError(f"{list_file}:{n}: {rel!r} is not under a class folder of {base}; {FIX}")
             y = classes.index(cls)
+        elif not 0 <= y < len(classes):
+            raise DataError(f"{list_file}:{n}: label {y} is out of range: {base} has {len(classes)} class folders, "
+                            f"so labels are 0..{len(classes) - 1} ({', '.join(classes[:5])}"
+                            f"{', ...' if len(classes) > 5 else ''}, in sorted order); fix the label or leave it "
+                            "out to take the class from the folder")
         paths.append(base / rel)
         labels.append(y)
     if not paths:

@@ -158,6 +158,16 @@ def find_folder(root, names: str | Sequence[str], parents: Sequence[str] = ("",)
     raise MissingData(f"{what} folder not found: none of {', '.join(names)} exists under {under}; {fix}".rstrip("; "))
 
 
+def outside(rel: str) -> bool:
+    """A path in a split list that leaves the folder it is relative to (absolute, or ``..`` leading out):
+    refused, so that a list cannot point a run at files that are not the dataset's."""
+    norm = os.path.normpath(rel)
+    return os.path.isabs(rel) or norm == ".." or norm.startswith(".." + os.sep)
+
+
+OUTSIDE = "list files name images relative to the dataset's folder, without '..' or an absolute path"
+
+
 def require_file(path: Path, fix: str) -> Path:
     if not path.is_file():
         raise MissingData(f"{path} is missing; {fix}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import DataError, Splits, register_loader
-from .images import ImageFiles, dense_labels, find_folder, require_file
+from .images import OUTSIDE, ImageFiles, dense_labels, find_folder, outside, require_file
 
 PARENTS = ("vtab-1k", "vtab1k", "VTAB-1k")  # not the root itself: <root>/cifar100 may be torchvision's
 LISTS = {"train": "train800.txt", "val": "val200.txt", "trainval": "train800val200.txt", "test": "test.txt"}
@@ -24,6 +24,8 @@ def read_list(path: Path, fix: str) -> tuple[list[Path], list[int]]:
         parts = line.rsplit(maxsplit=1)
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise DataError(f"{path}:{n}: expected 'relative/path label', got {line!r}; {fix}")
+        if outside(parts[0]):
+            raise DataError(f"{path}:{n}: {parts[0]!r} is outside the task folder {path.parent}; {OUTSIDE}")
         paths.append(path.parent / parts[0])
         labels.append(int(parts[1]))
     if not paths:

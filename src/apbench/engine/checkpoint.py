@@ -8,6 +8,7 @@ checkpoints carried an identity, is ignored with a warning and removed.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from ..filemode import follow_umask
+from ..termination import deferred
 
 
 def trainable_state(model: nn.Module, with_buffers: bool) -> dict[str, torch.Tensor]:
@@ -26,14 +28,47 @@ def trainable_state(model: nn.Module, with_buffers: bool) -> dict[str, torch.Ten
     return state
 
 
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over the file-size limit
+
+
+class CheckpointWriteError(OSError):
+    """The disk is full (or a quota or file-size limit is reached): the checkpoint could not be written."""
+
+
 def save(path: Path, payload: dict) -> None:
+    with deferred():  # a SIGTERM now waits for this write: the newest checkpoint is the one left behind
+        try:
+            _save(path, payload)
+        except (OSError, RuntimeError) as e:
+            full = _full_disk(e)
+            if full is None:
+                raise
+            raise CheckpointWriteError(full.errno, f"disk full: could not write the checkpoint {path} "
+                                                   f"({full.strerror}); free space, raise the quota or file-size "
+                                                   "limit (ulimit -f), or point paths.results_dir at another disk, "
+                                                   "then rerun: the run resumes from its last checkpoint") from e
+
+
+def _full_disk(e: BaseException) -> OSError | None:
+    """The out-of-space ``OSError`` behind ``e``: torch's zip writer reports it as a RuntimeError whose
+    context is the OSError our file object raised."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in FULL:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _save(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         follow_umask(fd)  # mkstemp makes 0600
-        os.close(fd)
-        torch.save(payload, tmp)
-        with open(tmp, "rb") as f:
+        with os.fdopen(fd, "wb") as f:  # our file object: a full disk raises an OSError with its errno
+            torch.save(payload, f)
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -21,9 +21,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import escape
 from .cells import selections
 from .convergence import TAIL, TOLERANCE, convergence
 from .frame import model_label
+from .record_check import problems
+from .store import BadRecord, read_record
 
 
 @dataclass
@@ -37,9 +40,11 @@ def load_records(runs_dir: str | Path) -> list[dict]:
     out = []
     for p in sorted(Path(runs_dir).glob("*/record.json")):
         try:
-            out.append(json.loads(p.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue  # a record being written right now; the next pass sees it
+            rec = read_record(p)
+        except BadRecord:
+            continue  # a record being written right now (the next pass sees it), or junk
+        if not problems(rec):  # values no table may take (record_check): `apbench results` lists them
+            out.append(rec)
     return out
 
 
@@ -149,7 +154,7 @@ def write(runs_dir: str | Path, out_dir: str | Path) -> list[dict]:
         fmt = (lambda v: "-" if v is None else f"{v:.2f}")
         verdict = ({True: "yes", False: "**no**"}.get(r["converged"])
                    or ("one epoch: cannot tell" if r["max_val"] is not None else "no val"))
-        lines.append(f"| {r['cell']} | {verdict} | {fmt(r['max_val'])} | {fmt(r['tail_min'])} | {r['epochs']} |")
+        lines.append(f"| {escape.markdown(r['cell'])} | {verdict} | {fmt(r['max_val'])} | {fmt(r['tail_min'])} | {r['epochs']} |")
     (out / "convergence.md").write_text("\n".join(lines) + "\n")
     return rows
 

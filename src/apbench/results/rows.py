@@ -15,6 +15,23 @@ def final_ok(df):
     return ok.assign(dataset=ok["dataset_label"]) if "dataset_label" in ok else ok
 
 
+# What every table (and console) built from fixed-protocol runs of several methods says (issue 26 item 7):
+# each number is one run at its recipe's default point, not a tuned result.
+UNTUNED_NOTE = ("single untuned runs: under protocol=fixed each method ran once, at the default point of its "
+                "recipe (no lr or weight decay searched), so these numbers are a smoke test, not a comparison of "
+                "methods. For a comparison give every method the same search budget: protocol=vtab1k (chosen on "
+                "val, test over seeds) or a study preset, e.g. experiment=cpu_lite0_fmnist1k")
+
+
+def untuned(df, **where) -> bool:
+    """True when the final ok runs of ``df`` that match ``where`` (column=value, compared as text) hold
+    fixed-protocol runs of two methods or more: a table of them compares untuned points."""
+    ok = final_ok(df)
+    for column, value in where.items():
+        ok = ok[ok[column].astype(str) == str(value)]
+    return ok.loc[ok["protocol"] == "fixed", "method"].nunique() >= 2
+
+
 def layer_sort_key(layers: str) -> tuple:
     """Order layer labels as a network reads: input, then 0..N, then negatives, then module paths."""
     def part(p: str) -> tuple:

@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..filemode import follow_umask
+from .record_check import problems
 
 RECORD_NAME = "record.json"
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "oom", "skipped")
+MAX_RECORD_BYTES = 256 << 20  # a record with the predictions of 100k test images is a few hundred kB
 
 
 def _jsonable(value: Any) -> Any:
@@ -62,18 +65,28 @@ class BadRecord(Exception):
 
 
 def read_record(path: str | os.PathLike) -> dict:
+    """The record at ``path``; ``BadRecord`` when it is not a regular file of a sane size holding a JSON
+    object with ``run_id`` and a known ``status`` (a FIFO or device named record.json is never opened)."""
     path = Path(path)
     try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise BadRecord(f"{path}: not a regular file")
+        if st.st_size > MAX_RECORD_BYTES:
+            raise BadRecord(f"{path}: {st.st_size} bytes, too large for a record (at most {MAX_RECORD_BYTES})")
         record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadRecord(f"{path}: not a readable JSON record ({e})") from e
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise BadRecord(f"{path}: not a readable JSON record ({str(e)[:200]})") from e
     if not isinstance(record, dict) or "status" not in record or "run_id" not in record:
         raise BadRecord(f"{path}: JSON but not an apbench record (needs 'run_id' and 'status')")
+    if not isinstance(record["status"], str) or record["status"] not in STATUSES:
+        raise BadRecord(f"{path}: status {str(record['status'])[:40]!r} is not one of {', '.join(STATUSES)}")
     return record
 
 
 def iter_records(root: str | os.PathLike, bad: list | None = None) -> Iterator[dict]:
-    """Yield every record under ``root``; unreadable ones are appended to ``bad`` as (path, reason)."""
+    """Yield every record under ``root`` fit for a table; unreadable and invalid ones
+    (``record_check.problems``) are appended to ``bad`` as (path, reason) instead."""
     for path in sorted(Path(root).rglob("*.json")):
         if path.name.startswith("."):
             continue  # an in-flight temporary file of a concurrent writer
@@ -81,6 +94,8 @@ def iter_records(root: str | os.PathLike, bad: list | None = None) -> Iterator[d
             continue
         try:
             rec = read_record(path)
+            if why := problems(rec):
+                raise BadRecord(f"{path}: invalid record: {'; '.join(why)}")
         except BadRecord as e:
             if bad is not None:
                 bad.append((str(path), str(e)))

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import escape
 from .cells import chosen_point
 from .recipe_table import recipe_tables
-from .rows import ACC, final_ok, label_order
+from .rows import ACC, UNTUNED_NOTE, final_ok, label_order, untuned
 from .stats import cd_diagram, cell_stats, rank_table, stats_tables
 
 EDGE = "\N{DAGGER}"  # hyper-parameter chosen on the edge of its search grid
@@ -220,7 +221,7 @@ def efficiency_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def failures_table(df: pd.DataFrame) -> pd.DataFrame:
     """Every run whose status is not ok, with the first line of its error message."""
     failed = df[df["status"] != "ok"]
-    error = failed["error_message"].fillna("").astype(str).str.strip().str.split("\n").str[0]
+    error = failed["error_message"].fillna("").astype(str).str.strip().str.split("\n").str[0].str[:300]
     return (pd.DataFrame({"run_id": failed["run_id"], "model": failed["model"],
                           "dataset": failed["dataset"], "method": failed["method"],
                           "layers": failed["layers_str"], "seed": failed["seed"],
@@ -277,6 +278,7 @@ def safe_name(name: str) -> str:
 def to_markdown(table: pd.DataFrame, index: bool = True) -> str:
     # No number parsing: tabulate would turn the cell "75.00" into 75 and drop the precision.
     # Missing values become None so that tabulate prints them as missing, not as "nan".
+    table = escape.strings(table, escape.markdown)  # strings from records are data, never markup
     shown = table.astype(object).where(table.notna(), None)
     return shown.to_markdown(index=index, missingval=MISSING_CELL, disable_numparse=True)
 
@@ -285,17 +287,25 @@ def _tex(table: pd.DataFrame, index: bool) -> str:
     if index and table.index.name:  # its name in the header row, not on a row of its own under it
         table, index = table.reset_index(), False
     # 86.0 as in the .md, not 86.000000; a missing value as the .md's "-", not NaN
-    tex = table.to_latex(index=index, escape=True, float_format=str, na_rep=MISSING_CELL)
+    tex = escape.strings(table, escape.latex).to_latex(index=index, escape=True, float_format=str, na_rep=MISSING_CELL)
     return tex.replace("±", r"$\pm$").replace(EDGE, r"$^{\dagger}$")
 
 
-def write_table(table: pd.DataFrame, out_dir: Path, stem: str, index: bool = True) -> list[Path]:
-    """``stem``.md / .csv / .tex in ``out_dir``."""
+def untuned_note(df: pd.DataFrame, **where) -> str | None:
+    """``rows.UNTUNED_NOTE`` when the table of ``df``'s rows matching ``where`` compares untuned points."""
+    return UNTUNED_NOTE if untuned(df, **where) else None
+
+
+def write_table(table: pd.DataFrame, out_dir: Path, stem: str, index: bool = True,
+                note: str | None = None) -> list[Path]:
+    """``stem``.md / .csv / .tex in ``out_dir``; ``note`` is printed under the .md and .tex tables (the
+    .csv stays plain data for other tools)."""
     base = out_dir / safe_name(stem)
     paths = [base.with_suffix(".md"), base.with_suffix(".csv"), base.with_suffix(".tex")]
-    paths[0].write_text(to_markdown(table, index) + "\n")
-    table.to_csv(paths[1], index=index)
-    paths[2].write_text(_tex(table, index))
+    paths[0].write_text(to_markdown(table, index) + "\n" + (f"\n**Note:** {note}\n" if note else ""))
+    escape.strings(table, escape.csv).to_csv(paths[1], index=index)
+    paths[2].write_text(_tex(table, index) + (f"\\par\\smallskip\\noindent\\textit{{Note: {escape.tex_text(note)}}}\n"
+                                              if note else ""))
     return paths
 
 
@@ -317,10 +327,11 @@ def write_stats(df: pd.DataFrame, out: Path, reference=None) -> tuple[list[Path]
         suffix = f"-vs-{ref}" if n else ""
         for (model, protocol), table in stats_tables(df, ref).items():
             stem = f"{model}-{protocol}"
-            written += write_table(table, out, f"stats-{stem}{suffix}", index=False)
+            note = untuned_note(df, model=model, protocol=protocol)
+            written += write_table(table, out, f"stats-{stem}{suffix}", index=False, note=note)
             ranks = rank_table(df, model, protocol, ref)
             if len(ranks):
-                written += write_table(ranks, out, f"ranks-{stem}{suffix}")
+                written += write_table(ranks, out, f"ranks-{stem}{suffix}", note=note)
             if n:
                 continue  # the diagram does not depend on the reference
             png = out / f"cd-{safe_name(stem)}.png"
@@ -343,16 +354,19 @@ def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
     if notes is not None:
         notes += stat_notes
     for (model, protocol), table in accuracy_tables(df).items():
-        written += write_table(table, out, f"accuracy-{model}-{protocol}")
+        written += write_table(table, out, f"accuracy-{model}-{protocol}",
+                               note=untuned_note(df, model=model, protocol=protocol))
     for (model, protocol, dataset), table in method_tables(df).items():
-        written += write_table(table, out, f"methods-{model}-{protocol}-{dataset}")
+        written += write_table(table, out, f"methods-{model}-{protocol}-{dataset}",
+                               note=untuned_note(df, model=model, protocol=protocol, dataset=dataset))
     for (model, protocol, dataset), table in recipe_tables(df).items():
-        written += write_table(table, out, f"recipes-{model}-{protocol}-{dataset}")
+        written += write_table(table, out, f"recipes-{model}-{protocol}-{dataset}",
+                               note=untuned_note(df, model=model, protocol=protocol, dataset=dataset))
     stats_csv = out / "accuracy_long.csv"  # numbers unformatted, for re-plotting elsewhere
-    accuracy_stats(df).to_csv(stats_csv, index=False)
+    escape.strings(accuracy_stats(df), escape.csv).to_csv(stats_csv, index=False)
     written.append(stats_csv)
     for model, table in efficiency_tables(df).items():
-        written += write_table(table, out, f"efficiency-{model}")
+        written += write_table(table, out, f"efficiency-{model}", note=untuned_note(df, model=model))
     written += write_table(failures_table(df), out, "failures", index=False)
     if expected is not None:
         written += write_table(missing_runs(df, expected), out, "missing", index=False)
