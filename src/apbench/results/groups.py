@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..task_groups import groups_of, suite_of
+from ..task_groups import SUITE_GROUPS, groups_of, suite_of
 
 MISSING_CELL = "-"
 VTAB_GROUPS = groups_of("vtab1k")
@@ -50,7 +50,14 @@ def group_summary(means: pd.DataFrame, groups: pd.Series, order: tuple[str, ...]
     return pd.DataFrame(rows).T
 
 
+# a suite's declared order of its tasks within a group (task_groups), e.g. pkg_fashion before pkg_digits
+DECLARED = {prefix + t: i for prefix, groups in SUITE_GROUPS.values() for tasks in groups.values()
+            for i, t in enumerate(tasks)}
+
+
 def dataset_order(groups: pd.Series, order: tuple[str, ...]) -> list[str]:
-    """Datasets by group (in ``order``, then other groups by name), then by name."""
+    """Datasets by group (in ``order``, then other groups by name), then as their suite declares them,
+    then by name."""
     rank = {g: i for i, g in enumerate(order)}
-    return sorted(groups.index, key=lambda d: (rank.get(groups[d], len(rank)), str(groups[d]), d))
+    return sorted(groups.index, key=lambda d: (rank.get(groups[d], len(rank)), str(groups[d]),
+                                               DECLARED.get(d, len(DECLARED)), d))

@@ -21,7 +21,7 @@ from .groups import MISSING_CELL, dataset_order, group_summary, table_groups
 from .paper_table import paper_tables
 from .recipe_table import recipe_tables
 from .rows import ACC, final_ok, label_order
-from .stats import cd_diagram, cell_stats, rank_table, stats_tables
+from .stats import cd_diagram, cell_stats, friedman_table, rank_table, stats_tables
 
 EDGE = "\N{DAGGER}"  # hyper-parameter chosen on the edge of its search grid
 SHARED = "\N{DOUBLE DAGGER}"  # some runs of the cell are also counted in another cell
@@ -294,6 +294,9 @@ def write_stats(df: pd.DataFrame, out: Path, reference=None) -> tuple[list[Path]
                 written += write_table(ranks, out, f"ranks-{stem}{suffix}")
             if n:
                 continue  # the diagram does not depend on the reference
+            friedman = friedman_table(df, model, protocol)
+            if len(friedman):
+                written += write_table(friedman, out, f"friedman-{stem}", index=False)
             png = out / f"cd-{safe_name(stem)}.png"
             why = cd_diagram(df, model, protocol, png)
             if why:
