@@ -240,6 +240,18 @@ def test_written_lists_metadata_and_pixels_agree(small, src):
                 assert np.array_equal(np.asarray(Image.open(folder / path)), render(task, m, src)), path
 
 
+def test_a_positive_angle_turns_an_object_counter_clockwise(src):
+    """A bar along the top of a 28 x 28 source, turned by +90 degrees, lies along the left of its square."""
+    from apbench.data.pkgsuite.canvas import compose
+    fake = Sources()
+    bar = np.zeros((1, 28, 28), np.uint8)
+    bar[0, :4, :] = 255
+    fake.__dict__["fmnist"] = {"train": (bar, np.zeros(1, np.int64)), "test": (bar, np.zeros(1, np.int64))}
+    turned = compose(fake, [{"split": "train", "index": 0, "top": 0, "left": 0, "size": 40, "angle": 90.0}])[:40, :40]
+    rows, cols = np.nonzero(turned > 128)
+    assert (cols.min(), cols.max(), rows.min(), rows.max()) == (6, 9, 6, 33)  # the square holds the source at 6..33
+
+
 # ------------------------------------------------------------------ prepare and verify
 
 def test_prepare_writes_the_declared_sizes_and_verify_passes(tmp_path, capsys):
