@@ -356,6 +356,34 @@ def test_paper_table_group_means_friedman_and_cd_diagram(tmp_path, capsys):
     assert "paper-style table" in capsys.readouterr().out
 
 
+def test_ap_with_its_layer_chosen_on_val_is_one_column_and_its_depths_a_table(tmp_path):
+    """AP's selection chose block 16 on the natural tasks and block 4 on the structured ones: one column
+    `ap` in the paper table, the chosen points per task and per group in depth-*; a layer sweep
+    (method.layers not searched) keeps its `ap@k` columns."""
+    from apbench.results.chosen_depth import depth_tables
+    from apbench.results.frame import load_records
+    from apbench.results.paper_table import paper_tables
+    from apbench.results.store import write_record
+    space = {"lr": [0.01, 0.1], "method.layers": [["4"], ["16"]]}
+    for i, name in enumerate(TASKS):
+        point = "16" if TASKS[name].group == "natural" else "4"
+        r = record(name, "ap", 0, 60.0 + i) | {"layers": [point], "config": {
+            "dataset": {"name": name}, "method": {"name": "ap", "layers": [point]}, "trainer": {"lr": 0.01}}}
+        r["hparams"]["selected_from"] = {"space": space, "rule": "grid", "chosen": {"method.layers": [point]}}
+        write_record(tmp_path / r["run_id"] / "record.json", r)
+        at = "8" if i % 2 else "12"
+        sweep = record(name, "ap", 0, 50.0) | {"layers": [at], "run_id": f"{name}-sweep", "config": {
+            "dataset": {"name": name}, "method": {"name": "ap", "layers": [at]}, "trainer": {"lr": 0.01}}}
+        write_record(tmp_path / sweep["run_id"] / "record.json", sweep)
+    df, _ = load_records(tmp_path)
+    [paper] = paper_tables(df).values()
+    assert list(paper.index) == ["ap", "ap@8", "ap@12"]
+    assert paper.loc["ap", "mean: natural"] == "61.00" and paper.loc["ap", "mean: structured"] == "65.00"
+    [depth] = depth_tables(df).values()
+    assert depth["ap"].tolist() == ["16", "16", "16", "4", "4", "4", "4", "4", "16, 16, 16", "4, 4, 4, 4, 4"]
+    assert list(depth.index[-2:]) == ["group: natural", "group: structured"] and list(depth.columns) == ["group", "ap"]
+
+
 # ------------------------------------------------------------------ end to end
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .cells import chosen_point
+from .chosen_depth import depth_tables
 from .groups import MISSING_CELL, dataset_order, group_summary, table_groups
 from .paper_table import paper_tables
 from .recipe_table import recipe_tables
@@ -320,6 +321,8 @@ def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
         written += write_table(table, out, f"accuracy-{model}-{protocol}")
     for (model, protocol), table in paper_tables(df).items():
         written += write_table(table, out, f"paper-{model}-{protocol}")
+    for (model, protocol), table in depth_tables(df).items():
+        written += write_table(table, out, f"depth-{model}-{protocol}")
     for (model, protocol, dataset), table in method_tables(df).items():
         written += write_table(table, out, f"methods-{model}-{protocol}-{dataset}")
     for (model, protocol, dataset), table in recipe_tables(df).items():
