@@ -37,31 +37,35 @@
 #   Time: PLAN_THE_HOURS_HERE
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=results/pkg-suite-lite0
-SWEEP_DIR="$PWD/$OUT/layer-sweep/runs"
+OUT=${OUT:-results/pkg-suite-lite0}  # another folder (OUT=/tmp/x) for a trial run; the records follow it
+SWEEP_DIR="$(realpath -m "$OUT")/layer-sweep/runs"
 N=4 R=2 K=2                        # select runs, the edge rule's reserve, the retest's top k
-SIZE=48 E=6 PAD=6 INNER=28
+SIZE=48 E=4 PAD=6 INNER=28
 ALL="pkg_fashion pkg_digits pkg_texture pkg_count pkg_xpos pkg_rotation pkg_size pkg_pair_distance"
 TASKS=${TASKS:-$ALL}
 SWEEP_TASKS=${SWEEP_TASKS:-pkg_fashion pkg_count}   # one natural, one structured
 X=(experiment=pkg_suite_lite0 model.preprocessing.image_size=$SIZE trainer.epochs=$E)
+RUNS=("paths.results_dir=$(realpath -m "$OUT")/runs")
+# The layer figure's own protocol (a figure, never a choice): N select runs per point, no reserve and no
+# retest, one final seed, no per-run efficiency measures (the methods table's records carry those).
+SWEEP=(protocol.budget=$N "protocol.seeds=[0]" trainer.measure_efficiency=false)
 if grep -q '^reserve:' conf/protocol/vtab1k.yaml && grep -q '^retest:' conf/protocol/vtab1k.yaml; then
-  X+=(protocol.budget=$N protocol.reserve=$R protocol.retest=$K)
+  METHODS=("${RUNS[@]}" protocol.budget=$N protocol.reserve=$R protocol.retest=$K)
+  SWEEP+=(protocol.reserve=0 protocol.retest=0)
 elif [ "${PLAN_ONLY:-0}" = 1 ]; then
-  X+=(protocol.budget=$((N + R + K)))  # the cost of N + R + k select runs, before issue 24 lands
+  METHODS=("${RUNS[@]}" protocol.budget=$((N + R + K)))  # the cost of N + R + k select runs, before issue 24 lands
 else
   echo "[study] protocol.reserve / protocol.retest are not in conf/protocol/vtab1k.yaml on this branch (issue 24):" \
        "running N = $N select runs per cell, without the edge rule and the retest" >&2
-  X+=(protocol.budget=$N)
+  METHODS=("${RUNS[@]}" protocol.budget=$N)
 fi
 X+=("$@")
-SWEEP=("protocol.seeds=[0]")       # the layer figure: one final seed per point
 status=0
 
-progress() { echo "[study] $(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) of 1310 runs recorded; next: $*"; }
+progress() { echo "[study] $(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) of 1158 runs recorded; next: $*"; }
 commit() {  # the records of what just finished, and nothing else (other work may share the checkout)
   [ "${COMMIT:-1}" = 1 ] && [ "${PLAN_ONLY:-0}" != 1 ] && [ -d "$OUT" ] || return 0
-  git add -- "$OUT" && { git diff --cached --quiet -- "$OUT" || flock "$OUT/.commit.lock" \
+  git add -- "$OUT" && { git diff --cached --quiet -- "$OUT" || flock "$(git rev-parse --git-dir)/pkg-study.lock" \
     git commit -q -m "pkg suite study: $* ($(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) records)" -- "$OUT"; }
 }
 if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure each --dry-run; }
@@ -74,13 +78,16 @@ fi
 
 PARTS=${PARTS:-methods layers report}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
+if [ "${PLAN_ONLY:-0}" = 1 ]; then  # one plan per cell group over all tasks: each cell is timed once
+  TASKS=$(echo $TASKS | tr ' ' ,) SWEEP_TASKS=$(echo $SWEEP_TASKS | tr ' ' ,)
+fi
 
 # 1. The methods table on every task: each method its recipe and its own space, 3 final seeds.
 has methods && for task in $TASKS; do
-  run -m "${X[@]}" dataset=$task method=linear_probe,full_ft,norm_tuning,bitfit,lora,ssf,ap
-  run -m "${X[@]}" dataset=$task method=adapter method.variant=conv
-  run -m "${X[@]}" dataset=$task method=vp method.variant=pad method.pad_width=$PAD
-  run -m "${X[@]}" dataset=$task method=vp_ilm method.inner_size=$INNER method.head=ilm,flm
+  run -m "${X[@]}" "${METHODS[@]}" dataset=$task method=linear_probe,full_ft,norm_tuning,bitfit,lora,ssf,ap
+  run -m "${X[@]}" "${METHODS[@]}" dataset=$task method=adapter method.variant=conv
+  run -m "${X[@]}" "${METHODS[@]}" dataset=$task method=vp method.variant=pad method.pad_width=$PAD
+  run -m "${X[@]}" "${METHODS[@]}" dataset=$task method=vp_ilm method.inner_size=$INNER method.head=ilm,flm
   commit "methods table, $task"
 done
 
