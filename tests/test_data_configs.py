@@ -12,6 +12,7 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
 from apbench.data.manifest import FGVC, VTAB_GROUPS
+from apbench.data.pkgsuite import TASKS as PKG
 from apbench.validate import ConfigError, validate
 from conftest import CONF, compose
 
@@ -20,7 +21,7 @@ VTAB = [f"vtab1k_{t}" for g in ("natural", "specialized", "structured") for t in
 FGVC_NAMES = [f"fgvc_{n}" for n in FGVC]
 VP = ["cifar10", "cifar100", "svhn", "gtsrb", "food101", "flowers102", "dtd", "eurosat", "oxford_pets",
       "stanford_cars", "sun397", "ucf101"]
-SUITES = {"vtab1k": VTAB, "fgvc": FGVC_NAMES, "vp": VP,
+SUITES = {"vtab1k": VTAB, "fgvc": FGVC_NAMES, "vp": VP, "pkg": list(PKG),
           "paper29": VTAB + FGVC_NAMES + ["cifar10", "cifar100", "svhn", "gtsrb", "food101"]}
 
 

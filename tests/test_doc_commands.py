@@ -71,6 +71,10 @@ SYNOPSES = {
 SKIPPED = {
     "apbench analyze model=fmnist_cnn dataset=digits analysis.prompt_run=runs/7cc0ad0df7af":
         "needs a finished AP run folder with its prompt.pt; tests/test_analyze_command.py runs this command on one",
+    "apbench data prepare pkg": "writes the 8 pkg tasks at their declared sizes (about a minute); "
+        "tests/test_pkg_suite.py writes pkg_xpos so and verifies it, and every task in a small copy",
+    "apbench data verify +suite=pkg": "needs the 8 pkg tasks written first (`apbench data prepare pkg`); "
+        "tests/test_pkg_suite.py verifies a written task through the same command",
     "python -m apbench run -m ... method=ap method.layers=1,-1 device=cuda":
         "needs a CUDA GPU (device=cuda is refused without one); `...` is gpu_check.sh's own model and data",
 }
@@ -96,6 +100,10 @@ NOT_RUN = {
     "PYTHONPATH=src python benchmarks/bench_results_browser.py":
         "writes 10,000 records and loads their page in chromium (minutes)",
     "bash scripts/gpu_check.sh": "needs a CUDA GPU (exits 2 without one)",
+    "PYTHONPATH=src python scripts/pkg_suite_cues.py --root data": "needs the 8 pkg tasks written (a minute); "
+        "its functions are tested in tests/test_pkg_suite.py",
+    "bash scripts/pkg_suite_study.sh": "the pkg suite study: hours of training",
+    "PLAN_ONLY=1 bash scripts/pkg_suite_study.sh": "times every cell with `apbench plan --measure each` (minutes)",
     "PYTHONPATH=src python scripts/study_analyses.py": "the analyses study: ~15 min (retrains six AP runs for their prompts)",
     "PYTHONPATH=src python scripts/study_analyses.py --report": "rewrites the committed analyses figures in results/",
 }

@@ -70,12 +70,19 @@ def dataset_sizes(d: DictConfig, unknown: int | None = None,
     return FORMAT_SIZES.get(d.get("format"), (unknown, 0 if unknown else None))
 
 
+def manifest_test_size(name) -> int:
+    """The test images the data manifest declares for a dataset config (0: unknown, not counted)."""
+    from .data.manifest import MANIFEST
+    entry = MANIFEST.get(name)
+    return int((entry.sizes.get("test") or 0) if entry else 0)
+
+
 def _describe(cfg: DictConfig, train_images: int | None = None) -> Job:
     p = proto.resolve(cfg)
     job = Job(0, [], recipes.resolve(cfg), protocol=p["name"])  # the recipe's epochs and batch size
     n_train, n_val = dataset_sizes(cfg.dataset, train_images, cfg.paths.data_root)
     both = None if n_train is None else n_train + n_val
-    n_test = int(cfg.dataset.get("test_size") or 0)  # unknown test sizes are not counted
+    n_test = int(cfg.dataset.get("test_size") or manifest_test_size(cfg.dataset.get("name")))
     if p["space"] is None:
         trainval = bool(cfg.dataset.get("trainval"))
         job.train_images = [both if trainval else n_train]

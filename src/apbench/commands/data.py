@@ -1,7 +1,7 @@
 """``apbench data``: check a data root, fetch what can be fetched, say how to get the rest.
 
     apbench data verify SUITE|DATASET [dataset.KEY=VALUE ...] [--root DIR] [--quick] [--checksums]
-    apbench data prepare DATASET [--root DIR]
+    apbench data prepare DATASET|SUITE [--root DIR]      (the pkg suite's tasks are written here, offline)
     apbench data list
 """
 from __future__ import annotations
@@ -47,8 +47,32 @@ def download_torchvision(name: str, root: Path) -> None:
             tvd.GTSRB(str(dest), split=split, download=True)
 
 
+def prepare_pkg(names: list[str], root: Path) -> int:
+    """Write pkg tasks from the images registry packages ship (nothing downloaded)."""
+    from ..data.base import DataError
+    from ..data.pkgsuite.sources import Sources
+    from ..data.pkgsuite.write import prepare
+
+    src = Sources(root)  # Fashion-MNIST: <root>/fashion-mnist/ first, then Debian's package folder
+    for name in names:
+        try:
+            folder = prepare(name, root, src=src)
+        except DataError as e:
+            print(f"apbench data prepare: {name}: {e}", file=sys.stderr)
+            return 2
+        print(f"{name}: written to {folder}")
+    target = "+suite=pkg" if len(names) > 1 else names[0]
+    print(f"done; check it with: apbench data verify {target} --root {root}")
+    return 0
+
+
 def prepare_cmd(a) -> int:
-    from ..data.verify import compose_dataset
+    from ..data.pkgsuite import TASKS
+    from ..data.verify import compose_dataset, suite_members
+    members = suite_members(a.dataset.removeprefix("+suite="))
+    if members is not None and set(members) <= set(TASKS):  # a suite that can be written here: all of it
+        _, default_root = compose_dataset(members[0])
+        return prepare_pkg(members, Path(a.root or default_root))
     try:
         cfg, default_root = compose_dataset(a.dataset)
     except KeyError:
@@ -59,6 +83,8 @@ def prepare_cmd(a) -> int:
     from ..data.manifest import MANIFEST
 
     root = Path(a.root or cfg.get("root") or default_root)
+    if a.dataset in TASKS:
+        return prepare_pkg([a.dataset], root)
     entry = MANIFEST.get(a.dataset)
     steps = (entry.get if entry else "see the comments in the dataset config").replace("<root>", str(root))
     if cfg["format"] == "torchvision":
@@ -108,9 +134,9 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--quick", action="store_true", help="PIL verify() only, without decoding every image")
     v.add_argument("--checksums", action="store_true", help="also compare torchvision files with their md5")
     v.set_defaults(fn=verify_cmd)
-    p = sub.add_parser("prepare", help="download what torchvision can, print the manual steps for the rest",
+    p = sub.add_parser("prepare", help="write the pkg tasks, download what torchvision can, say how to get the rest",
                        formatter_class=OneLineHelp, description="Get a dataset, or say how.")
-    p.add_argument("dataset", metavar="DATASET", help="a dataset config (conf/dataset/)")
+    p.add_argument("dataset", metavar="DATASET", help="a dataset config (conf/dataset/), or the suite pkg (+suite=pkg)")
     p.add_argument("--root", metavar="DIR", help="data root (default: paths.data_root)")
     p.set_defaults(fn=prepare_cmd)
     sub.add_parser("list", help="dataset configs and suites", formatter_class=OneLineHelp,

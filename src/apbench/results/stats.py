@@ -332,6 +332,21 @@ def _wilcoxon_text(diffs: pd.Series) -> str:
     return _fmt_p(float(sps.wilcoxon(diffs.to_numpy(float)).pvalue))
 
 
+def friedman_table(df: pd.DataFrame, model, protocol) -> pd.DataFrame:
+    """One row: the Friedman test over the labels complete on every dataset (``scipy.stats.
+    friedmanchisquare``) and the Nemenyi critical difference of average ranks at alpha 0.05,
+    q_0.05(k, inf) / sqrt(2) * sqrt(k (k + 1) / (6 N)) (Demsar 2006); empty below 2 datasets or 3 labels."""
+    m = _means_matrix(df, model, protocol)
+    n, k = m.shape
+    if n < 2 or k < 3:
+        return pd.DataFrame()
+    test = sps.friedmanchisquare(*[m[c].to_numpy() for c in m.columns])
+    q = float(sps.studentized_range.ppf(1 - ALPHA, k, np.inf)) / math.sqrt(2)
+    return pd.DataFrame([{"datasets": n, "methods": k, "Friedman chi2": round(float(test.statistic), 3),
+                          "p": _fmt_p(float(test.pvalue)),
+                          "Nemenyi CD (ranks, alpha 0.05)": round(q * math.sqrt(k * (k + 1) / (6 * n)), 3)}])
+
+
 def cd_diagram(df: pd.DataFrame, model, protocol, path) -> str | None:
     """Critical-difference diagram (Friedman/Nemenyi, scikit-posthocs) into ``path``; returns why
     not when it cannot be drawn (fewer than 2 datasets or 3 methods complete on all of them)."""

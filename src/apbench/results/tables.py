@@ -19,14 +19,15 @@ import pandas as pd
 
 from . import escape
 from .cells import chosen_point
+from .chosen_depth import depth_tables
+from .groups import MISSING_CELL, dataset_order, group_summary, table_groups
+from .paper_table import paper_tables
 from .recipe_table import recipe_tables
 from .rows import ACC, UNTUNED_NOTE, final_ok, label_order, untuned
-from .stats import cd_diagram, cell_stats, rank_table, stats_tables
+from .stats import cd_diagram, cell_stats, friedman_table, rank_table, stats_tables
 
 EDGE = "\N{DAGGER}"  # hyper-parameter chosen on the edge of its search grid
 SHARED = "\N{DOUBLE DAGGER}"  # some runs of the cell are also counted in another cell
-MISSING_CELL = "-"
-VTAB_GROUPS = ("natural", "specialized", "structured")
 EXPECTED_NAME = "expected_runs.json"
 EXPECTED_KEYS = ("dataset", "model", "method", "layers", "seed", "head")
 
@@ -57,14 +58,6 @@ def _cell_with_interval(mean: float, std: float, edge: bool, shared: bool, n: in
     return text if pd.isna(lo) else f"{text} [{lo:.2f}, {hi:.2f}]"
 
 
-def _mean_text(values: pd.Series, expected: int) -> str:
-    """Mean of the available values; '(k/n)' says it rests on k of the n expected entries."""
-    k = int(values.notna().sum())
-    if k == 0:
-        return MISSING_CELL
-    return f"{values.mean():.2f}" + ("" if k == expected else f" ({k}/{expected})")
-
-
 def accuracy_stats(df: pd.DataFrame) -> pd.DataFrame:
     """Long form, numbers kept: one row per (model, protocol, dataset, label) with mean/std/n."""
     keys = ["model", "protocol", "dataset", "label"]
@@ -75,28 +68,9 @@ def accuracy_stats(df: pd.DataFrame) -> pd.DataFrame:
             .reset_index())
 
 
-def _vtab_summary(means: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
-    """Group means, the mean of the three group means, and the plain mean over datasets.
-
-    ``means`` is datasets x labels. A group mean enters the mean of groups only when complete, so a
-    half-finished sweep never passes for a full VTAB score; the '(k/n)' suffix shows what is missing.
-    """
-    def row(frame: pd.DataFrame, n: int) -> pd.Series:
-        return pd.Series({label: _mean_text(frame[label], n) for label in means.columns})
-
-    rows, complete_means = {}, {}
-    for g in VTAB_GROUPS:
-        members = means[groups.reindex(means.index) == g]
-        rows[f"mean: {g}"] = row(members, len(members))
-        complete = (members.notna().sum() == len(members)) & (len(members) > 0)
-        complete_means[g] = members.mean().where(complete)
-    rows["mean of groups"] = row(pd.DataFrame(complete_means).T, len(VTAB_GROUPS))
-    rows["mean over datasets"] = row(means, len(means))
-    return pd.DataFrame(rows).T
-
-
 def accuracy_tables(df: pd.DataFrame, interval: bool = True) -> dict[tuple[str, str], pd.DataFrame]:
-    """{(model, protocol): table of formatted cells}, rows = datasets (+ VTAB summary rows).
+    """{(model, protocol): table of formatted cells}, rows = datasets (+ group summary rows for a
+    suite's tasks under the VTAB-1k protocol, ``results.groups``).
     ``interval=False`` leaves n and the 95 % interval out of the cells (mean ± std only)."""
     stats = accuracy_stats(df)
     if interval:
@@ -105,16 +79,16 @@ def accuracy_tables(df: pd.DataFrame, interval: bool = True) -> dict[tuple[str, 
     columns = [stats["mean"], stats["std"], stats["edge"], stats["shared"]]
     stats["cell"] = ([_cell_with_interval(*v) for v in zip(*columns, stats["n"], stats["ci_lo"], stats["ci_hi"])]
                      if interval else [_cell(*v) for v in zip(*columns)])
-    rank = {g: i for i, g in enumerate(VTAB_GROUPS)}
     tables = {}
     for (model, protocol), part in stats.groupby(["model", "protocol"], dropna=False):
         groups = part.groupby("dataset")["group"].first()
-        rows = sorted(groups.index, key=lambda d: (rank.get(groups[d], len(rank)), str(groups[d]), d))
+        order = table_groups(groups)
         cols = label_order(part["label"])
-        table = part.pivot(index="dataset", columns="label", values="cell").reindex(index=rows, columns=cols)
-        if protocol == "vtab1k" and groups.isin(VTAB_GROUPS).any():  # not for a dataset of one's own alone
+        table = part.pivot(index="dataset", columns="label", values="cell").reindex(
+            index=dataset_order(groups, order), columns=cols)
+        if protocol == "vtab1k" and order:  # not for a dataset of one's own alone
             means = part.pivot(index="dataset", columns="label", values="mean").reindex_like(table)
-            table = pd.concat([table, _vtab_summary(means, groups)])
+            table = pd.concat([table, group_summary(means, groups, order)])
         table = table.fillna(MISSING_CELL)
         table.index.name, table.columns.name = "dataset", None
         tables[(str(model), str(protocol))] = table
@@ -334,6 +308,9 @@ def write_stats(df: pd.DataFrame, out: Path, reference=None) -> tuple[list[Path]
                 written += write_table(ranks, out, f"ranks-{stem}{suffix}", note=note)
             if n:
                 continue  # the diagram does not depend on the reference
+            friedman = friedman_table(df, model, protocol)
+            if len(friedman):
+                written += write_table(friedman, out, f"friedman-{stem}", index=False)
             png = out / f"cd-{safe_name(stem)}.png"
             why = cd_diagram(df, model, protocol, png)
             if why:
@@ -356,6 +333,11 @@ def write_tables(df: pd.DataFrame, out_dir: str | os.PathLike, *, bad_files=(),
     for (model, protocol), table in accuracy_tables(df).items():
         written += write_table(table, out, f"accuracy-{model}-{protocol}",
                                note=untuned_note(df, model=model, protocol=protocol))
+    for (model, protocol), table in paper_tables(df).items():
+        written += write_table(table, out, f"paper-{model}-{protocol}",
+                               note=untuned_note(df, model=model, protocol=protocol))
+    for (model, protocol), table in depth_tables(df).items():
+        written += write_table(table, out, f"depth-{model}-{protocol}")
     for (model, protocol, dataset), table in method_tables(df).items():
         written += write_table(table, out, f"methods-{model}-{protocol}-{dataset}",
                                note=untuned_note(df, model=model, protocol=protocol, dataset=dataset))

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Issue 27's multi-task study, one command: the bundled ImageNet-1k EfficientNet-Lite0 on the 8 tasks of
+# the offline pkg suite (docs/pkg_suite.md; natural: pkg_fashion, pkg_digits, pkg_texture; structured:
+# pkg_count, pkg_xpos, pkg_rotation, pkg_size, pkg_pair_distance), every CNN cell of the methods table
+# with its own recipe (conf/method/*.yaml, docs/recipes.md) under the VTAB-1k protocol with issue 24's
+# edge rule and retest, 3 final seeds on train800val200, tested once on each task's test split; then one
+# AP layer sweep and one layer-wise BN-tuning sweep on a natural and on a structured task (a figure, its
+# own results folder: never a choice, never in the methods table); then tables, ranks and plots.
+# Resumable: finished runs are skipped, so re-running completes only what is missing; with COMMIT=1 (the
+# default) the records of each (task, cell group) are committed as soon as it finishes.
+#   bash scripts/pkg_suite_study.sh [extra overrides...]
+#   PLAN_ONLY=1 bash scripts/pkg_suite_study.sh        # runs and time (apbench plan --measure each), no training
+#   TASKS="pkg_fashion pkg_count" bash scripts/pkg_suite_study.sh     # a subset of the tasks
+#   SKIP_REPORT=1 bash scripts/pkg_suite_study.sh      # training only
+#   PARTS=layers bash scripts/pkg_suite_study.sh       # one part: methods, layers, report (default: all three)
+# Two training lanes can share the 2 cores, each with one thread: start
+# `OMP_NUM_THREADS=1 SKIP_REPORT=1 bash scripts/pkg_suite_study.sh` twice (run leases make every run train
+# once), then run it once more alone for the report.
+#
+# The plan, fixed before the first run (the same for every method; records carry epochs_reference and
+# epochs_used):
+#   48 px (the preset experiment=pkg_suite_lite0), E = 6 epochs (150 steps of batch 32; final runs 190 on
+#   train+val), warm-up and milestones as fractions of each reference schedule; batch 32.
+#   Protocol (issue 24): N = 4 select runs per cell from the method's own space (protocol.budget), reserve
+#   R = 2 for the edge rule (protocol.reserve), retest k = 2 (protocol.retest: the top 2 points retrained
+#   with one more seed); every cell costs N + R + k = 8 select runs; 3 final seeds (0, 1, 2).
+#   When protocol.reserve / protocol.retest are not on the branch yet, the script says so and runs N alone.
+#   VP sizes in proportion to the references' at 224 px: pad 30/224 -> 6/48; ILM-VP's inner 128/224 -> 28/48.
+#   Runs, as `apbench plan --measure none` printed them with protocol.budget=8 standing in for N + R + k:
+#     methods   per task 11 cells (linear_probe, full_ft, norm_tuning, bitfit, lora, ssf, ap with its layer
+#               chosen on val, adapter conv, vp pad, vp_ilm ilm and flm) x (8 select + 3 final) = 121 runs;
+#               8 tasks: 88 jobs, 968 runs (704 select + 264 final)
+#     layers    pkg_fashion and pkg_count: AP at input,0,2,...,16 (10 points) and BN tuning (batchnorm of
+#               one block) at 0,2,...,16 (9 points), each point searched like a methods-table cell with the
+#               layer fixed (8 select runs), one final seed: 2 x 19 x 9 = 342 runs
+#     total     1,310 runs
+#   Time: PLAN_THE_HOURS_HERE
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-results/pkg-suite-lite0}  # another folder (OUT=/tmp/x) for a trial run; the records follow it
+SWEEP_DIR="$(realpath -m "$OUT")/layer-sweep/runs"
+N=4 R=2 K=2                        # select runs, the edge rule's reserve, the retest's top k
+SIZE=48 E=4 PAD=6 INNER=28
+ALL="pkg_fashion pkg_digits pkg_texture pkg_count pkg_xpos pkg_rotation pkg_size pkg_pair_distance"
+TASKS=${TASKS:-$ALL}
+SWEEP_TASKS=${SWEEP_TASKS:-pkg_fashion pkg_count}   # one natural, one structured
+X=(experiment=pkg_suite_lite0 model.preprocessing.image_size=$SIZE trainer.epochs=$E)
+RUNS=("paths.results_dir=$(realpath -m "$OUT")/runs")
+# The layer figure's own protocol (a figure, never a choice): N select runs per point, no reserve and no
+# retest, one final seed, no per-run efficiency measures (the methods table's records carry those).
+SWEEP=(protocol.budget=$N "protocol.seeds=[0]" trainer.measure_efficiency=false)
+if grep -q '^reserve:' conf/protocol/vtab1k.yaml && grep -q '^retest:' conf/protocol/vtab1k.yaml; then
+  METHODS=("${RUNS[@]}" protocol.budget=$N protocol.reserve=$R protocol.retest=$K)
+  SWEEP+=(protocol.reserve=0 protocol.retest=0)
+elif [ "${PLAN_ONLY:-0}" = 1 ]; then
+  METHODS=("${RUNS[@]}" protocol.budget=$((N + R + K)))  # the cost of N + R + k select runs, before issue 24 lands
+else
+  echo "[study] protocol.reserve / protocol.retest are not in conf/protocol/vtab1k.yaml on this branch (issue 24):" \
+       "running N = $N select runs per cell, without the edge rule and the retest" >&2
+  METHODS=("${RUNS[@]}" protocol.budget=$N)
+fi
+X+=("$@")
+status=0
+
+progress() { echo "[study] $(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) of 1158 runs recorded; next: $*"; }
+commit() {  # the records of what just finished, and nothing else (other work may share the checkout)
+  [ "${COMMIT:-1}" = 1 ] && [ "${PLAN_ONLY:-0}" != 1 ] && [ -d "$OUT" ] || return 0
+  git add -- "$OUT" && { git diff --cached --quiet -- "$OUT" || flock "$(git rev-parse --git-dir)/pkg-study.lock" \
+    git commit -q -m "pkg suite study: $* ($(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) records)" -- "$OUT"; }
+}
+if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure each --dry-run; }
+else run() { progress "$*"; apbench run "$@" || status=$?; }; fi
+
+if [ "${PLAN_ONLY:-0}" != 1 ]; then  # the data: written offline from packaged images (same bytes every time)
+  mkdir -p "$OUT"
+  apbench data verify +suite=pkg --quick >/dev/null 2>&1 || apbench data prepare +suite=pkg
+fi
+
+PARTS=${PARTS:-methods layers report}
+has() { [[ " $PARTS " == *" $1 "* ]]; }
+if [ "${PLAN_ONLY:-0}" = 1 ]; then  # one plan per cell group over all tasks: each cell is timed once
+  TASKS=$(echo $TASKS | tr ' ' ,) SWEEP_TASKS=$(echo $SWEEP_TASKS | tr ' ' ,)
+fi
+
+# 1. The methods table on every task: each method its recipe and its own space, 3 final seeds.
+has methods && for task in $TASKS; do
+  run -m "${X[@]}" "${METHODS[@]}" dataset=$task method=linear_probe,full_ft,norm_tuning,bitfit,lora,ssf,ap
+  run -m "${X[@]}" "${METHODS[@]}" dataset=$task method=adapter method.variant=conv
+  run -m "${X[@]}" "${METHODS[@]}" dataset=$task method=vp method.variant=pad method.pad_width=$PAD
+  run -m "${X[@]}" "${METHODS[@]}" dataset=$task method=vp_ilm method.inner_size=$INNER method.head=ilm,flm
+  commit "methods table, $task"
+done
+
+# 2. The layer figure: AP at every other point and BN tuning of one block there, the layer fixed, each
+# point searching the rest of its method's space; a figure, never a choice.
+has layers && for task in $SWEEP_TASKS; do
+  run -m "${X[@]}" "${SWEEP[@]}" dataset=$task method=ap method.layers=input,0,2,4,6,8,10,12,14,16 \
+    method.space.method.layers=null "paths.results_dir=$SWEEP_DIR"
+  run -m "${X[@]}" "${SWEEP[@]}" dataset=$task method=norm_tuning 'method.kinds=[batchnorm]' method.where=block \
+    method.layers=0,2,4,6,8,10,12,14,16 "paths.results_dir=$SWEEP_DIR"
+  commit "layer figure, $task"
+done
+
+if has report && [ "${PLAN_ONLY:-0}" != 1 ] && [ "${SKIP_REPORT:-0}" != 1 ]; then
+  # the paper-style table (tasks as columns, group means), ranks, Friedman + CD diagram, AP's chosen depth
+  # per task, and AP's row against every other method per task (stats-*): the reference is AP's label
+  apbench results "$OUT/runs" --out "$OUT" --reference ap --reference linear_probe
+  apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep" --baselines-from "$OUT/runs"
+  python -m apbench.results.curves "$OUT/runs" --out "$OUT/curves"
+  commit "report"
+fi
+exit $status
