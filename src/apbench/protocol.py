@@ -395,7 +395,7 @@ def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
     retested = f", mean of {score['n']} seeds" if score.get("n", 1) > 1 else ""
     print(f"[apbench] protocol {p['name']}: chose {chosen['point']} (val {score['val_top1']:.2f}{retested}) from "
           f"{len(cell.entries)} select-stage runs ({cell.rule}, budget {p['budget']} + reserve {p['reserve']} + "
-          f"retest {p['retest']} x {p['retest_seeds']})"
+          f"retest {p['retest']}" + (f" x {p['retest_seeds']} seeds)" if p["retest"] else ")")
           + (f"; edge unresolved: {', '.join(flags)}" if flags else ""))
     selection = {"selected_from": selected, "edge_flags": flags}
     start = len(cell.entries)

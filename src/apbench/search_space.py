@@ -49,7 +49,7 @@ def _flat(grid, prefix: str = "", what: str = "method.space") -> dict:
 
 
 def _refuse_unsearchable(key: str) -> None:
-    path = config_path(key)
+    path = "seed" if key in ("seed", "trainer.seed") else config_path(key)  # a bare `seed` means the run's seed
     root = path.split(".")[0]
     if root in SEARCHABLE_ROOTS and not any(path == k or path.startswith(k + ".") for k in NOT_SEARCHABLE):
         return
