@@ -116,17 +116,19 @@ def test_an_optimum_two_steps_outside_the_space_is_reached_within_the_reserve(tm
 
 def test_an_extension_keeps_the_best_values_of_the_other_keys(tmp_path):
     space = {"head_lr": [1e-3, 1e-2, 1e-1], "weight_decay": [0.0, 1e-4, 1e-3]}
-    drawn, _ = draw(space, 4, 0)
-    # val peaks at head_lr 10 and weight decay 1e-4 (inside), so the drawn best has head_lr 0.1 ...
+    drawn, _ = draw(space, 4, 3)   # halton(seed=3): (1e-2, 0), (1e-3, 1e-4), (1e-1, 1e-3), (1e-3, 0)
+    # val peaks at head_lr 10 and weight decay 1e-4, so the drawn best is (1e-1, 1e-3): on both high edges
     f = lambda p, seed: _peak(10.0)(p, seed) - 1e4 * abs(p["weight_decay"] - 1e-4)  # noqa: E731
     best = max(drawn, key=lambda p: f(p, 0))
-    assert best["head_lr"] == 0.1 and best["weight_decay"] != 1e-4  # ... and a weight decay that is not the best
+    assert best == {"head_lr": 0.1, "weight_decay": 1e-3} and drawn[0]["weight_decay"] != best["weight_decay"]
     obj = Objective(f)
     protocol.run_protocol(_cfg(tmp_path, "method.space.head_lr=[1e-3,1e-2,1e-1]",
                                "method.space.weight_decay=[0.0,1e-4,1e-3]", "protocol.budget=4",
-                               "protocol.reserve=2", "protocol.retest=0"), run=obj)
+                               "protocol.sampler_seed=3", "protocol.reserve=2", "protocol.retest=0"), run=obj)
     ext = [p for p, _, phase in obj.select() if phase == "extension"]
-    assert ext == [{**best, "head_lr": 1.0}, {**best, "head_lr": 10.0}]  # the other key stays at the best's value
+    # head_lr first (space order), at the best's weight decay; it wins (76 > 61), so the weight decay's
+    # extension is tried at the new best's head_lr
+    assert ext == [{"head_lr": 1.0, "weight_decay": 1e-3}, {"head_lr": 1.0, "weight_decay": 1e-2}]
 
 
 def test_two_edge_keys_take_turns(tmp_path):
@@ -222,15 +224,18 @@ def test_retest_ties_go_to_the_lower_mean_val_loss_then_the_cheaper_point_end_to
     lower mean loss (first case) or, at equal loss too, fewer trainable parameters (second case)."""
     space = ["method.space.head_lr=[0.01,0.1]", "method.space.weight_decay=null", "protocol.reserve=0"]
     obj = Objective(lambda p, s: 80.0)
-    loss = {0.01: 0.5, 0.1: 0.4}
+    # the first seed ranks 0.01 first (lower loss); over both seeds 0.1's mean loss is lower
+    loss = {(0.01, 0): 0.40, (0.1, 0): 0.45, (0.01, 1): 0.60, (0.1, 1): 0.45}
 
     def run(c, hparams=None):
         rec = obj(c, hparams)
         if rec["stage"] == "select":
-            rec["metrics"]["val_loss"] = loss[c.trainer.head_lr]
+            rec["metrics"]["val_loss"] = loss[(c.trainer.head_lr, c.seed)]
         return rec
     recs = protocol.run_protocol(_cfg(tmp_path, *space, "protocol.retest=2", "protocol.retest_seeds=1"), run=run)
+    assert [(p["head_lr"], s) for p, s, _ in obj.select()] == [(0.01, 0), (0.1, 0), (0.01, 1), (0.1, 1)]
     assert _selection(recs)["chosen"]["head_lr"] == 0.1
+    assert _selection(recs)["chosen_score"] == {"val_top1": 80.0, "val_loss": pytest.approx(0.45), "n": 2}
     cheap = Objective(lambda p, s: 80.0, params=lambda p: 10 if p["head_lr"] == 0.1 else 20)
     for retest in ("0", "2"):
         cheap.calls.clear()
