@@ -16,7 +16,9 @@ SWEEP = ["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu
 def test_runs_match_the_closed_form():
     jobs = sweep.sweep_jobs(SWEEP, str(CONF))
     assert len(jobs) == 3 * 2
-    assert sum(j.runs for j in jobs) == 3 * 2 * (4 + 5)                # methods x layers x (budget + seeds)
+    # methods x layers x (budget + reserve 4 + retest 2 x 2 + seeds)
+    assert sum(j.runs for j in jobs) == 3 * 2 * (4 + 4 + 2 * 2 + 5)
+    assert {(j.grid_size, j.reserve, j.retest, j.select_runs) for j in jobs} == {(4, 4, 4, 12)}
     assert [(j.cfg.method.name, j.cfg.method.layers) for j in jobs] == [
         ("ap", 1), ("ap", 2), ("lora", 1), ("lora", 2), ("ssf", 1), ("ssf", 2)]   # Hydra's order
     assert {j.grid_size for j in jobs} == {4} and "hydra" not in jobs[0].cfg
@@ -26,7 +28,7 @@ def test_runs_match_the_closed_form():
 def test_a_preset_sweep_and_a_command_line_override_of_its_list():
     # The command line replaces the preset's dataset list, as it does for `apbench run -m`.
     jobs = sweep.sweep_jobs(["experiment=layer_sweep_cnn", "dataset=fmnist_tiny"], str(CONF))
-    assert len(jobs) == 35 and sum(j.runs for j in jobs) == 35 * (8 + 5)
+    assert len(jobs) == 35 and sum(j.runs for j in jobs) == 35 * (8 + 4 + 4 + 5)
     assert [j.overrides[0] for j in jobs[:3]] == ["method.layers=input", "method.layers=0", "method.layers=1"]
     assert {j.cfg.trainer.epochs for j in jobs} == {100}
     # A layer sweep fixes the layer: the swept point is every select run's, never a drawn one.
@@ -36,8 +38,9 @@ def test_a_preset_sweep_and_a_command_line_override_of_its_list():
 def test_estimate_scales_the_step_time_by_epochs_and_images():
     jobs = sweep.sweep_jobs(SWEEP[:5] + ["protocol=vtab1k", "protocol.budget=4"], str(CONF))
     sweep.estimate(jobs, step_time=0.5)
-    # fmnist_tiny: 40 train + 20 val, batch 8, 1 epoch: select runs 5 steps, final runs (train+val) 8.
-    assert jobs[0].seconds == pytest.approx((4 * math.ceil(40 / 8) + 5 * math.ceil(60 / 8)) * 0.5)
+    # fmnist_tiny: 40 train + 20 val, batch 8, 1 epoch: select runs 5 steps, final runs (train+val) 8;
+    # 4 drawn + 4 reserve + 2 x 2 retest select runs.
+    assert jobs[0].seconds == pytest.approx(((4 + 4 + 4) * math.ceil(40 / 8) + 5 * math.ceil(60 / 8)) * 0.5)
 
 
 def test_measured_step_time_on_this_machine(monkeypatch):
@@ -93,8 +96,9 @@ def test_with_a_shared_store_only_the_first_select_and_final_runs_build(monkeypa
     alone, = sweep.sweep_jobs(base, str(CONF))
     shared, = sweep.sweep_jobs(base + [f"trainer.prefix_cache_dir={tmp_path}"], str(CONF))
     sweep.estimate([alone]), sweep.estimate([shared])
-    # fmnist_tiny: a select run caches 40 train + 20 val, a final run 60 train+val + 20 test; 1 s each
-    assert alone.seconds == pytest.approx(2 * 60 + 5 * 80)
+    # fmnist_tiny: a select run caches 40 train + 20 val, a final run 60 train+val + 20 test; 1 s each;
+    # 2 drawn + 4 reserve + 2 x 2 retest select runs
+    assert alone.seconds == pytest.approx((2 + 4 + 4) * 60 + 5 * 80)
     assert shared.seconds == pytest.approx(60 + 80)
 
 
@@ -102,9 +106,9 @@ def test_cli_output_and_dry_run(capsys):
     from apbench.cli import main
     assert main(["plan", "-m", *SWEEP, "--step-time", "0.1", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("apbench plan: 6 jobs, 54 runs (24 select + 30 final)")
-    assert "4 select runs for every job (equal budget; halton(seed=0) x 6)" in out
-    assert len(re.findall(r"^  #\d+ +runs=9 ", out, re.M)) == 6
+    assert out.startswith("apbench plan: 6 jobs, 102 runs (72 select + 30 final)")
+    assert "4 drawn + 4 reserve + 4 retest = 12 select runs for every job (equal budget; halton(seed=0) x 6)" in out
+    assert len(re.findall(r"^  #\d+ +runs=17 ", out, re.M)) == 6
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem not in ("demo", "cpu_lite0_fmnist1k", "small_models_digits")))  # script-driven presets: no sweeper params

@@ -363,7 +363,7 @@ def test_the_recipe_table_says_what_each_cell_was_trained_with(tmp_path):
     assert list(table.columns) == COLUMNS and list(table.index) == ["bitfit", "vp", "vp[flm]"]
     assert table.loc["vp"].tolist() == [
         "sgd m 0.9 (head 0.001, prompt 5)", "cosine (1 warm-up of 384)", "1000 -> 12",
-        "20 points (head_lr 4, lr 5), halton(seed=0)", "head_lr=0.001, lr=5 (edge: lr=low, head_lr=low)"]
+        "20 points (head_lr 4, lr 5), halton(seed=0)", "head_lr=0.001, lr=5 (edge unresolved: lr=low, head_lr=low)"]
     assert table.loc["vp[flm]"].tolist() == [
         "adam (prompt 0.1)", "multistep (0 warm-up, milestones 192/276 of 384)", "200 -> 12",
         "2 points (lr 2), grid", "lr=0.1"]

@@ -3,66 +3,56 @@
 A protocol config with a ``budget`` N (vtab1k, fgvc, auto) becomes
 
     select runs   N points of the method's own declared space (``method.space``), drawn by one rule for
-                  every method (:func:`draw`): train on train, score on val (stage=select, test never opened)
-    final runs    one per seed: the best point, train on train(+val), report test (stage=final)
+                  every method (:func:`search_space.draw`): train on train, score on val (stage=select,
+                  test never opened)
+    reserve       R more select runs (``protocol.reserve``), the same R for every cell: while the best
+                  point has a key on an edge of its space, one new candidate beyond that edge at the
+                  key's own outer step, tried with the best values of the other keys (the edge rule);
+                  otherwise the draw's next points. Every cell costs exactly N + R select runs
+    retest        the top k points (``protocol.retest``) retrained with ``protocol.retest_seeds``
+                  further seeds on the same split; the best mean val top-1 wins (ties: val loss, then
+                  the cheaper point). Counted in the budget: N + R + k x seeds select-stage runs
+    final runs    one per seed: the chosen point, train on train(+val), report test (stage=final)
 
 Every step is a plain :func:`apbench.run.run` call with its own record, so a relaunched or requeued
-job skips what finished and resumes what was interrupted. Each run's config carries only the protocol
-``name`` and ``stage``: the run id then names what was computed (the grid point, the split, the seed),
-so widening a space or adding seeds later reuses every run already done. ``fixed`` runs unchanged.
+job skips what finished and resumes what was interrupted; the reserve and retest runs depend only on
+the scores of runs before them, so a relaunch makes the same ones. Each run's config carries only the
+protocol ``name`` and ``stage``: the run id then names what was computed (the grid point, the split,
+the seed), so widening a space or adding seeds later reuses every run already done. Which phase a
+run served is in its ``hparams.search.phase`` and in the final runs' ``hparams.selected_from``.
+``fixed`` runs unchanged.
 """
 from __future__ import annotations
 
 import copy
-import itertools
-import math
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .errors import ConfigError
+from .search_space import (bounds_of, config_path, dedupe, draw, edge_flags, edges, extension, grid_points,  # noqa: F401
+                           next_points, ordered, plain, space_of, space_size)
+from .seed_check import SEED_MAX, check_seed
+from .selection import choose, cost_of, mean_score, ranking, score_of  # noqa: F401  (re-exported)
 
 _ABSENT = object()
 
 
-def _plain(node) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
-
-def _flat(grid, prefix: str = "") -> dict:
-    """``{method: {layers: [..]}}`` (as ``method.space.method.layers=[..]`` makes it) -> dotted keys."""
-    if not isinstance(grid, dict):
-        raise ConfigError(f"method.space must map keys to lists of candidates, got {grid!r}")
-    out = {}
-    for key, value in grid.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def space_of(cfg: DictConfig) -> dict:
-    """The method's declared search space (``method.space``) as ``dotted key -> candidate list``; a key
-    set to null is not searched (a layer sweep fixes ``method.layers`` that way)."""
-    raw = cfg.method.get("space")
-    flat = _flat(_plain(raw) or {}) if raw is not None else {}
-    space = {k: v for k, v in flat.items() if v is not None}
-    bad = {k: v for k, v in space.items() if not isinstance(v, list) or not v}
-    if bad:
-        raise ConfigError(f"method.space must map keys to non-empty lists of candidates, got {bad!r}")
-    return space
+def _count(value, key: str, minimum: int = 0) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{key}={value!r} must be an integer >= {minimum}")
+    return value
 
 
 def resolve(cfg: DictConfig) -> dict:
-    """The protocol this job runs, as plain data: ``{"name", "space", "budget", "sampler_seed", "seeds",
-    "select_seed", "final_trainval"}``; ``space`` is None for a single fixed run. ``auto`` becomes the
-    dataset's own protocol."""
+    """The protocol this job runs, as plain data: ``{"name", "space", "bounds", "budget", "reserve",
+    "retest", "retest_seeds", "sampler_seed", "seeds", "select_seed", "final_trainval", "notes"}``;
+    ``space`` is None for a single fixed run. ``auto`` becomes the dataset's own protocol. Every seed is
+    checked here, before any run; repeated seeds or candidates are merged (``notes`` says so)."""
     p = cfg.protocol
     name = p.name
     if name == "auto":
         name = cfg.dataset.get("protocol") or "fixed"
-        by = _plain(p.get("final_trainval_by_protocol")) or {}
+        by = plain(p.get("final_trainval_by_protocol")) or {}
         if name not in by:
             return {"name": name, "space": None}
         final_trainval = bool(by[name])
@@ -73,108 +63,45 @@ def resolve(cfg: DictConfig) -> dict:
     budget = p.budget
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise ConfigError(f"protocol.budget={budget!r} must be a positive integer: the select runs every method gets")
-    space = space_of(cfg)
-    seeds = _plain(p.get("seeds", [0]))
-    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if not seeds or not all(isinstance(s, int) for s in seeds):
+    notes: list[str] = []
+    space = space_of(cfg, notes)
+    seeds = plain(p.get("seeds", [0]))
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = list(range(_count(seeds, "protocol.seeds", 1)))
+    if not isinstance(seeds, list) or not seeds:
         raise ConfigError(f"protocol.seeds must be a positive count or a list of integers, got {seeds!r}")
-    return {"name": name, "space": space, "budget": budget, "sampler_seed": int(p.get("sampler_seed", 0)),
-            "seeds": seeds, "select_seed": int(p.get("select_seed", 0)), "final_trainval": final_trainval}
+    for i, s in enumerate(seeds):
+        check_seed(s, f"protocol.seeds[{i}]")
+    seeds = dedupe(seeds, "protocol.seeds", notes)
+    select_seed = check_seed(p.get("select_seed", 0), "protocol.select_seed")
+    sampler_seed = check_seed(p.get("sampler_seed", 0), "protocol.sampler_seed")
+    reserve = _count(p.get("reserve", 0), "protocol.reserve")
+    retest = _count(p.get("retest", 0), "protocol.retest")
+    retest_seeds = _count(p.get("retest_seeds", 1 if retest else 0), "protocol.retest_seeds")
+    if retest and not retest_seeds:
+        raise ConfigError(f"protocol.retest={retest} needs protocol.retest_seeds >= 1 (the further seeds each "
+                          "retested point gets); or set protocol.retest=0")
+    top = select_seed + retest * retest_seeds + reserve  # the retest's seeds follow the select seed
+    if top > SEED_MAX:
+        raise ConfigError(f"protocol.select_seed={select_seed} leaves no room for the retest's further seeds "
+                          f"(up to {top}); a seed is at most {SEED_MAX}")
+    return {"name": name, "space": space, "bounds": bounds_of(cfg, space), "budget": budget, "reserve": reserve,
+            "retest": retest, "retest_seeds": retest_seeds, "sampler_seed": sampler_seed, "seeds": seeds,
+            "select_seed": select_seed, "final_trainval": final_trainval, "notes": notes}
 
 
-def grid_points(grid: dict) -> list[dict]:
-    """Cartesian product in config order: the first key varies slowest."""
-    keys = list(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
-
-
-def space_size(space: dict | None) -> int:
-    return math.prod(len(v) for v in space.values()) if space else 1
-
-
-def draw(space: dict, budget: int, seed: int = 0) -> tuple[list[dict], str]:
-    """The select points of one method: ``(points, rule)``, by one rule shared by every method.
-
-    The whole grid when the space has ``budget`` points or fewer; otherwise the first ``budget``
-    distinct points of a scrambled Halton sequence (scipy.stats.qmc, seeded) over the candidate indices,
-    each coordinate u in [0, 1) picking candidate floor(u * n). Halton rather than Sobol: its balance
-    does not require a power-of-two number of points. The same seed gives every method with the same
-    space shape the same points.
-    """
-    if not space:
-        return [{}], "grid"
-    if space_size(space) <= budget:
-        return grid_points(space), "grid"
-    from scipy.stats import qmc
-
-    keys = list(space)
-    sizes = [len(space[k]) for k in keys]
-    sampler = qmc.Halton(d=len(keys), scramble=True, seed=seed)
-    seen, points = set(), []
-    while len(points) < budget:  # duplicates (two u's in one cell) are skipped: N distinct points
-        for u in sampler.random(budget):
-            idx = tuple(min(int(x * n), n - 1) for x, n in zip(u, sizes))
-            if idx not in seen:
-                seen.add(idx)
-                points.append({k: space[k][i] for k, i in zip(keys, idx)})
-                if len(points) == budget:
-                    break
-    return points, f"halton(seed={seed})"
+def select_runs(p: dict) -> tuple[int, int, int]:
+    """``(drawn, reserve, retest)`` select-stage runs of a resolved protocol: N (or the whole space
+    when smaller), R, and k x retest seeds. A cell whose draw is the whole grid and hits no edge spends
+    the rest of R on more seeds of its top points, so the sum is exact."""
+    points, _ = draw(p["space"], p["budget"], p["sampler_seed"])
+    return len(points), p["reserve"], p["retest"] * p["retest_seeds"]
 
 
 def runs_of(cfg: DictConfig) -> int:
-    """Runs one job makes: 1 for fixed, select runs + seeds for a selection protocol."""
+    """Runs one job makes: 1 for fixed, N + R + k x retest seeds select-stage runs + the final seeds."""
     p = resolve(cfg)
-    return 1 if p["space"] is None else len(draw(p["space"], p["budget"], p["sampler_seed"])[0]) + len(p["seeds"])
-
-
-def _depth(key) -> float:
-    """A point's depth for the tie-break: block index; ``input`` before the stem; module paths unknown (0)."""
-    text = str(key)
-    return -1.0 if text == "input" else float(text) if text.lstrip("-").isdigit() else 0.0
-
-
-def cost_of(record: dict) -> tuple:
-    """Smaller is cheaper: the deeper first trained point (a shorter backward pass, and a longer prefix
-    that a cache can skip), then fewer trainable parameters. Methods whose points do not move (every
-    method but AP's layer search) tie on the first and are ordered by parameters."""
-    layers = record.get("layers") or []
-    depth = min((_depth(k) for k in layers), default=math.inf)
-    return (-depth, (record.get("params") or {}).get("trainable") or 0)
-
-
-def choose(scores: list[dict | float | None], costs: list | None = None) -> int | None:
-    """Index of the best point: highest val top-1, then lowest val loss, then the cheaper point
-    (``costs``, as :func:`cost_of`), then the first drawn. Failed points (None) never win."""
-    def key(i):
-        s = scores[i]
-        top1, loss = (s, None) if not isinstance(s, dict) else (s.get("val_top1"), s.get("val_loss"))
-        return (-top1, math.inf if loss is None else loss, costs[i] if costs else (), i)
-    ok = [i for i, s in enumerate(scores)
-          if s is not None and (not isinstance(s, dict) or s.get("val_top1") is not None)]
-    return min(ok, key=key) if ok else None
-
-
-def edge_flags(grid: dict, chosen: dict) -> list[str]:
-    """``key=low|high`` for every numeric key whose chosen value is an end of its (>1 value) range.
-
-    0 at the low end is not flagged: a weight decay of 0 cannot be extended further, so it says
-    nothing about the grid being too narrow.
-    """
-    flags = []
-    for key, values in grid.items():
-        nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if len(set(nums)) < 2 or len(nums) != len(values):
-            continue
-        if chosen[key] == min(nums) and chosen[key] != 0:
-            flags.append(f"{key}=low")
-        elif chosen[key] == max(nums):
-            flags.append(f"{key}=high")
-    return flags
-
-
-def _path(key: str) -> str:
-    return key if "." in key else f"trainer.{key}"
+    return 1 if p["space"] is None else sum(select_runs(p)) + len(p["seeds"])
 
 
 def stage_config(cfg: DictConfig, name: str, stage: str, point: dict, seed: int,
@@ -191,11 +118,38 @@ def stage_config(cfg: DictConfig, name: str, stage: str, point: dict, seed: int,
                                   f"protocol {name!r} needs one")
             c.dataset.trainval = trainval
         for key, value in point.items():
-            if OmegaConf.select(c, _path(key), default=_ABSENT) is _ABSENT:
-                raise ConfigError(f"method.space key {key!r}: {_path(key)} is not in the config "
+            if OmegaConf.select(c, config_path(key), default=_ABSENT) is _ABSENT:
+                raise ConfigError(f"method.space key {key!r}: {config_path(key)} is not in the config "
                                   "(a bare key is trainer.KEY, a dotted key a full config path)")
-            OmegaConf.update(c, _path(key), value, merge=False)
+            OmegaConf.update(c, config_path(key), value, merge=False)
     return c
+
+
+def check_before_any_run(cfg: DictConfig, p: dict, points: list[dict]) -> None:
+    """Every drawn point, every candidate of the space and every final seed validated before the first
+    run trains, so a bad value in the last point or seed is refused up front instead of after the
+    others trained (an edge extension, made later, is checked when it is made). Points that differ
+    only in trainer values share one full check (the meta model build) and get the trainer checks each."""
+    import json
+
+    from .recipes import resolve as resolve_recipe
+    from .validate import trainer_settings, validate
+
+    full: set[str] = set()
+    # The drawn points, then every other candidate of each key (the reserve may draw it) at the first point.
+    every = list(points) + [{**points[0], k: v} for k, vs in p["space"].items() for v in vs
+                            if all(pt.get(k) != v for pt in points)]
+    configs = [stage_config(cfg, p["name"], "select", pt, p["select_seed"], trainval=False) for pt in every]
+    configs += [stage_config(cfg, p["name"], "final", points[0], s, trainval=p["final_trainval"]) for s in p["seeds"]]
+    for c in configs:
+        c = resolve_recipe(c)
+        key = json.dumps(OmegaConf.to_container(c, resolve=True) | {"trainer": None, "seed": None},
+                         sort_keys=True, default=str)
+        if key in full:
+            trainer_settings(c)
+        else:
+            validate(c)
+            full.add(key)
 
 
 def _compute(records: list[dict]) -> dict:
@@ -213,8 +167,209 @@ def _get(d: dict, path: str):
     return d
 
 
+def _busy(record: dict) -> bool:
+    return bool(record.get("skipped_because"))
+
+
+class CellSearch:
+    """The select stage of one cell: the drawn points, the reserve, the retest, and the choice."""
+
+    def __init__(self, cfg: DictConfig, p: dict, run):
+        self.cfg, self.p, self.run = cfg, p, run
+        self.space = p["space"]
+        self.points, self.rule = draw(self.space, p["budget"], p["sampler_seed"])
+        # Every run of the select stage: {"point", "point_id", "phase", "seed", "record"}.
+        self.entries: list[dict] = []
+        self.distinct: list[dict] = []   # the points tried, in the order first tried
+        self.candidates = {k: list(v) for k, v in self.space.items()}  # as the edge rule extends them
+        self.extended: dict[str, list] = {k: [] for k in self.space}
+        self.stuck: set[tuple[str, str]] = set()  # edges whose extension failed or was refused
+        self.leftover = 0
+        self.total = len(self.points) + p["reserve"] + p["retest"] * p["retest_seeds"] + len(p["seeds"])
+
+    # --- running ---
+    def _say(self, text: str) -> None:
+        print(f"[apbench] protocol {self.p['name']}: {text}", flush=True)
+
+    def _run(self, point: dict, seed: int, phase: str, point_id: int) -> dict:
+        c = stage_config(self.cfg, self.p["name"], "select", point, seed, trainval=False)
+        search = {"budget": self.p["budget"], "rule": self.rule, "point_index": point_id, "phase": phase}
+        return self.run(c, hparams={"search": search})
+
+    def _point_id(self, point: dict) -> int:
+        if point not in self.distinct:
+            self.distinct.append(point)
+        return self.distinct.index(point)
+
+    def _add(self, point: dict, seed: int, phase: str, what: str) -> dict:
+        """Run one select-stage run and keep it; the caller looks at ``_busy`` of the result."""
+        pid = self._point_id(point)
+        self._say(f"{what} (cell run {len(self.entries) + 1} of {self.total}): {point}"
+                  + (f", seed {seed}" if seed != self.p["select_seed"] else ""))
+        rec = self._run(point, seed, phase, pid)
+        self.entries.append({"point": point, "point_id": pid, "phase": phase, "seed": seed, "record": rec})
+        return rec
+
+    def _batch(self, jobs: list[tuple[dict, int, str, str]]) -> bool:
+        """Run independent runs; look once more at those another process held (it may have finished
+        them while this one trained its own). False when some are still busy: the choice is then left
+        to the process that finishes them (choosing from the rest would shrink this cell's budget)."""
+        first = len(self.entries)
+        for job in jobs:
+            self._add(*job)
+        for e in [e for e in self.entries[first:] if _busy(e["record"])]:
+            e["record"] = self._run(e["point"], e["seed"], e["phase"], e["point_id"])
+        return not any(_busy(e["record"]) for e in self.entries[first:])
+
+    def _leave(self) -> list[dict]:
+        busy = sum(_busy(e["record"]) for e in self.entries)
+        self._say(f"{busy} of its select runs are being trained by another process; the choice and the final runs "
+                  "are left to the job that finishes them (relaunch this one later to have it finish the cell)")
+        return [e["record"] for e in self.entries]
+
+    # --- scoring ---
+    def _firsts(self) -> list[dict]:
+        """Each distinct point's run at the select seed (the one the edge rule and the ranking read)."""
+        seen, out = set(), []
+        for e in self.entries:
+            if e["seed"] == self.p["select_seed"] and e["point_id"] not in seen:
+                seen.add(e["point_id"])
+                out.append(e)
+        return out
+
+    def _ranked(self) -> list[dict]:
+        firsts = self._firsts()
+        order = ranking([score_of(e["record"]) for e in firsts], [cost_of(e["record"]) for e in firsts])
+        return [firsts[i] for i in order]
+
+    # --- the phases ---
+    def drawn(self) -> bool:
+        n = len(self.points)
+        return self._batch([(pt, self.p["select_seed"], "select", f"select run {i + 1} of {n}")
+                            for i, pt in enumerate(self.points)])
+
+    def _extension_of(self, best: dict):
+        """The edge rule's next run for ``best``: (point, key, side, value), or None when no key of it
+        is on an edge that can move. Of several edge keys, the one extended least often so far goes
+        first (then space order), so one key that keeps moving cannot starve another."""
+        options = [(k, s) for k, s in edges(self.candidates, self.p["bounds"], best["point"]) if (k, s) not in self.stuck]
+        for key, side in sorted(options, key=lambda ks: (len(self.extended[ks[0]]), list(self.space).index(ks[0]))):
+            low, high = self.p["bounds"].get(key, (None, None))
+            value = extension(self.candidates[key], side, low if side == "low" else high)
+            if value is None:
+                continue
+            return {**best["point"], key: value}, key, side, value
+        return None
+
+    def reserve(self) -> bool:
+        r, spent = self.p["reserve"], 0
+        while spent < r:
+            ranked = self._ranked()
+            ext = self._extension_of(ranked[0]) if ranked else None
+            if ext is not None:
+                point, key, side, value = ext
+                self.candidates[key].append(value)
+                what = f"reserve run {spent + 1} of {r}, edge rule: {key} past its {side} edge -> {value:g}"
+                try:
+                    rec = self._add(point, self.p["select_seed"], "extension", what)
+                except ConfigError as e:  # the value is refused before training (e.g. out of the method's range)
+                    self.candidates[key].remove(value)
+                    self.stuck.add((key, side))
+                    self._say(f"the edge rule's next {key}={value:g} is refused ({e}); that edge stays unresolved")
+                    continue  # nothing trained: the run is not spent
+                spent += 1
+                if _busy(rec):
+                    return False
+                if rec.get("status") != "ok":  # a failed run says nothing about the edge
+                    self.candidates[key].remove(value)
+                    self.stuck.add((key, side))
+                else:
+                    self.extended[key].append(value)
+                continue
+            taken = [pt for pt in self.distinct if all(pt.get(k) in v for k, v in self.space.items())]
+            nxt = next_points(self.space, self.rule, taken, 1, self.p["sampler_seed"])
+            if not nxt:  # the whole grid was run: the rest of R goes to more seeds of the top points
+                self.leftover = r - spent
+                self._say(f"no edge to move and no point of the space left: the other {self.leftover} reserve "
+                          "run(s) retrain its top points with further seeds")
+                return True
+            spent += 1
+            if _busy(self._add(nxt[0], self.p["select_seed"], "reserve", f"reserve run {spent} of {r}, next point")):
+                return False
+        return True
+
+    def retest_pool(self) -> list[dict]:
+        k = self.p["retest"]
+        size = max(k, 2) if self.leftover else k
+        return [e for e in self._ranked()][:size]
+
+    def retest(self) -> bool:
+        pool = self.retest_pool()
+        runs = self.p["retest"] * self.p["retest_seeds"] + self.leftover
+        if not pool or not runs:
+            return True
+        jobs, rnd = [], 1
+        while len(jobs) < runs:
+            for e in pool:
+                if len(jobs) < runs:
+                    jobs.append((e["point"], self.p["select_seed"] + rnd, "retest",
+                                 f"retest run {len(jobs) + 1} of {runs}"))
+            rnd += 1
+        return self._batch(jobs)
+
+    def choose(self) -> tuple[dict, dict] | None:
+        """``(chosen entry, its score)``: among the retested points by the mean over their seeds, else
+        the best single run; None when every run failed."""
+        pool = self.retest_pool() if any(e["phase"] == "retest" for e in self.entries) else self._ranked()[:1]
+        if not pool:
+            return None
+        means = [mean_score([score_of(e["record"]) for e in self.entries if e["point_id"] == first["point_id"]])
+                 for first in pool]
+        best = choose(means, [cost_of(e["record"]) for e in pool])
+        return (pool[best], means[best]) if best is not None else None
+
+    # --- what the final runs record ---
+    def edge_status(self, chosen: dict) -> dict:
+        """Per ordered key: its candidates as extended, the values the edge rule added, the chosen value
+        and ``inside`` | ``resolved`` | ``natural bound`` | ``edge unresolved``."""
+        flagged = dict(edges(self.candidates, self.p["bounds"], chosen))
+        out = {}
+        for key, values in self.candidates.items():
+            if not ordered(self.space[key]):
+                continue
+            v, nums = chosen.get(key), [float(x) for x in values]
+            at_end = v is not None and float(v) in (min(nums), max(nums))
+            status = ("edge unresolved" if key in flagged else "natural bound" if at_end
+                      else "resolved" if self.extended[key] else "inside")
+            out[key] = {"candidates": sorted(values), "extended": self.extended[key], "chosen": v, "status": status}
+        return out
+
+    def selection(self, chosen: dict, score: dict) -> dict:
+        p = self.p
+        per_run = [{**e["point"], "val_top1": (score_of(e["record"]) or {}).get("val_top1"),
+                    "val_loss": (score_of(e["record"]) or {}).get("val_loss"), "run_id": e["record"].get("run_id"),
+                    "phase": e["phase"], "seed": e["seed"]} for e in self.entries]
+        flags = edge_flags(self.candidates, chosen["point"], p["bounds"])
+        retested = [{**first["point"], **(mean_score([score_of(e["record"]) for e in self.entries
+                                                      if e["point_id"] == first["point_id"]]) or {}),
+                     "run_ids": [e["record"].get("run_id") for e in self.entries if e["point_id"] == first["point_id"]]}
+                    for first in (self.retest_pool() if any(e["phase"] == "retest" for e in self.entries) else [])]
+        return {
+            "space": self.space, "budget": p["budget"], "rule": self.rule, "points": self.points,
+            "select_seed": p["select_seed"], "reserve": p["reserve"],
+            "retest": {"points": p["retest"], "seeds": p["retest_seeds"]},
+            "bounds": {k: list(v) for k, v in p["bounds"].items()},
+            "chosen": chosen["point"], "chosen_index": next(i for i, e in enumerate(self.entries) if e is chosen), "chosen_score": score,
+            "val_top1": per_run,
+            "val_loss": [{**e["point"], "val_loss": r["val_loss"], "run_id": r["run_id"]}
+                         for e, r in zip(self.entries, per_run)],
+            "retested": retested, "edges": self.edge_status(chosen["point"]), "edge_flags": flags,
+            "compute": _compute([e["record"] for e in self.entries]),
+        }
+
+
 def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
-    """Run the protocol of ``cfg`` for its cell; returns every record (select first, then final)."""
+    """Run the protocol of ``cfg`` for its cell; returns every record (select stage first, then final)."""
     if run is None:
         from .run import run
     p = resolve(cfg)
@@ -223,64 +378,37 @@ def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
             return [run(cfg)]  # fixed: the config as given, so its run id is the one `apbench run` always had
         return [run(stage_config(cfg, p["name"], "final", {}, cfg.seed, trainval=None))]
 
-    space, budget = p["space"], p["budget"]
-    points, rule = draw(space, budget, p["sampler_seed"])
-    search = {"budget": budget, "rule": rule}
-    records = []
-    cell_runs = len(points) + len(p["seeds"])
-
-    def select(i: int) -> dict:
-        c = stage_config(cfg, p["name"], "select", points[i], p["select_seed"], trainval=False)
-        return run(c, hparams={"search": search | {"point_index": i}})
-
-    for i, point in enumerate(points):
-        print(f"[apbench] protocol {p['name']}: select run {i + 1} of {len(points)} (cell run {i + 1} of "
-              f"{cell_runs}): {point}", flush=True)
-        records.append(select(i))
-    # Look once more at the runs another process held: it may have finished them while this one trained
-    # its own. So the last process to finish one of the cell's select runs makes the choice; without
-    # this look, two lanes that alternate through a cell both leave it undecided.
-    for i in [i for i, r in enumerate(records) if r.get("skipped_because")]:
-        records[i] = select(i)
-    busy = [r for r in records if r.get("skipped_because")]
-    if busy:  # choosing from the points that happen to be free here would shrink this method's budget
-        print(f"[apbench] protocol {p['name']}: {len(busy)} of {len(points)} select runs are being trained by "
-              "another process; the choice and the final runs are left to the job that finishes them "
-              "(relaunch this one later to have it finish the cell)")
-        return records
-    ok = [r.get("status") == "ok" for r in records]
-    scores = [{"val_top1": (r.get("metrics") or {}).get("val_top1"), "val_loss": (r.get("metrics") or {}).get("val_loss")}
-              if good else None for r, good in zip(records, ok)]
-    best = choose(scores, [cost_of(r) for r in records])
-    if best is None:
+    for note in p["notes"]:
+        print(f"[apbench] protocol {p['name']}: {note}")
+    cell = CellSearch(cfg, p, run)
+    check_before_any_run(cfg, p, cell.points)
+    if not (cell.drawn() and cell.reserve() and cell.retest()):
+        return cell._leave()
+    records = [e["record"] for e in cell.entries]
+    picked = cell.choose()
+    if picked is None:
         print(f"[apbench] protocol {p['name']}: every select run failed; no final runs")
         return records
-    chosen = points[best]
-    flags = edge_flags(space, chosen)
-    per_point = [{**pt, "val_top1": (s or {}).get("val_top1"), "val_loss": (s or {}).get("val_loss"),
-                  "run_id": r.get("run_id")} for pt, s, r in zip(points, scores, records)]
-    selection = {
-        "selected_from": {"space": space, "budget": budget, "rule": rule, "points": points,
-                          "select_seed": p["select_seed"], "chosen": chosen, "chosen_index": best,
-                          "val_top1": per_point,
-                          "val_loss": [{**pt, "val_loss": e["val_loss"], "run_id": e["run_id"]}
-                                       for pt, e in zip(points, per_point)],
-                          "edge_flags": flags, "compute": _compute(records)},
-        "edge_flags": flags,
-    }
-    print(f"[apbench] protocol {p['name']}: chose {chosen} (val {scores[best]['val_top1']:.2f}) from "
-          f"{len(points)} points ({rule}, budget {budget})"
-          + (f", on the space's edge: {', '.join(flags)}" if flags else ""))
+    chosen, score = picked
+    selected = cell.selection(chosen, score)
+    flags = selected["edge_flags"]
+    retested = f", mean of {score['n']} seeds" if score.get("n", 1) > 1 else ""
+    print(f"[apbench] protocol {p['name']}: chose {chosen['point']} (val {score['val_top1']:.2f}{retested}) from "
+          f"{len(cell.entries)} select-stage runs ({cell.rule}, budget {p['budget']} + reserve {p['reserve']} + "
+          f"retest {p['retest']}" + (f" x {p['retest_seeds']} seeds)" if p["retest"] else ")")
+          + (f"; edge unresolved: {', '.join(flags)}" if flags else ""))
+    selection = {"selected_from": selected, "edge_flags": flags}
+    start = len(cell.entries)
     for k, seed in enumerate(p["seeds"]):
         print(f"[apbench] protocol {p['name']}: final run {k + 1} of {len(p['seeds'])} (cell run "
-              f"{len(points) + k + 1} of {cell_runs}): seed {seed}", flush=True)
-        c = stage_config(cfg, p["name"], "final", chosen, seed, trainval=p["final_trainval"])
-        records.append(_also_reached_by(run(c, hparams=selection), c, selection["selected_from"]))
+              f"{start + k + 1} of {cell.total}): seed {seed}", flush=True)
+        c = stage_config(cfg, p["name"], "final", chosen["point"], seed, trainval=p["final_trainval"])
+        records.append(_also_reached_by(run(c, hparams=selection), c, selected))
     return records
 
 
 def _same_search(a: dict, b: dict) -> bool:
-    keys = ("space", "grid", "budget", "rule", "select_seed", "points")
+    keys = ("space", "grid", "budget", "rule", "select_seed", "points", "reserve", "retest", "bounds")
     return all(a.get(k) == b.get(k) for k in keys)
 
 

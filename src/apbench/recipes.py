@@ -37,8 +37,9 @@ def recipe_of(cfg: DictConfig) -> dict:
 
 def resolve(cfg: DictConfig) -> DictConfig:
     """A copy of ``cfg`` with every null trainer key taken from ``method.recipe`` and ``method.space``
-    removed (the space is what the protocol searched, recorded in ``hparams.selected_from``, not what this
-    run computed; leaving it out keeps run ids stable when a space is widened)."""
+    and ``method.bounds`` removed (the space and its natural bounds are what the protocol searched,
+    recorded in ``hparams.selected_from``, not what this run computed; leaving them out keeps run ids
+    stable when a space is widened)."""
     r = recipe_of(cfg)
     c = copy.deepcopy(cfg)
     with open_dict(c):
@@ -69,8 +70,9 @@ def resolve(cfg: DictConfig) -> DictConfig:
             if c.model.get("kwargs") is None:
                 c.model.kwargs = {}
             c.model.kwargs.drop_path_rate = float(t.drop_path)
-        if "space" in c.method:
-            del c.method["space"]
+        for key in ("space", "bounds"):  # what the protocol searches, not what this run computes
+            if key in c.method:
+                del c.method[key]
     return c
 
 

@@ -40,7 +40,9 @@ class Job:
     protocol: str = "fixed"
     grid_size: int = 1                # select runs drawn (N, or the whole space when it is smaller)
     runs: int = 1
-    select_runs: int = 0
+    select_runs: int = 0              # every select-stage run: drawn + reserve + retest
+    reserve: int = 0                  # R: the edge rule's runs (else the sampler's next points)
+    retest: int = 0                   # k x retest seeds
     rule: str = ""                    # the shared draw rule that gave them ("grid", "halton(seed=0)")
     space_size: int = 1
     run_cfgs: list = field(default_factory=list)  # each select run's resolved config (for per-point costs)
@@ -92,12 +94,13 @@ def _describe(cfg: DictConfig, train_images: int | None = None) -> Job:
     job.space_size = proto.space_size(p["space"])
     job.run_cfgs = [recipes.resolve(proto.stage_config(cfg, p["name"], "select", pt, p["select_seed"], trainval=False))
                     for pt in points]
-    job.grid_size = job.select_runs = len(points)
-    job.runs = job.grid_size + len(p["seeds"])
+    job.grid_size, job.reserve, job.retest = proto.select_runs(p)
+    job.select_runs = job.grid_size + job.reserve + job.retest
+    job.runs = job.select_runs + len(p["seeds"])
     epochs = int(job.cfg.trainer.epochs)
-    job.train_images = [n_train] * job.grid_size + [both if p["final_trainval"] else n_train] * len(p["seeds"])
-    job.eval_images = [n_val or 0] * job.grid_size + [(0 if p["final_trainval"] else n_val or 0) + n_test] * len(p["seeds"])
-    job.eval_passes = [epochs] * job.grid_size + [1] * len(p["seeds"])  # select runs: val after every epoch
+    job.train_images = [n_train] * job.select_runs + [both if p["final_trainval"] else n_train] * len(p["seeds"])
+    job.eval_images = [n_val or 0] * job.select_runs + [(0 if p["final_trainval"] else n_val or 0) + n_test] * len(p["seeds"])
+    job.eval_passes = [epochs] * job.select_runs + [1] * len(p["seeds"])  # select runs: val after every epoch
     return job
 
 
@@ -154,8 +157,8 @@ def estimate(jobs: list[Job], measure: str = "first", device: str = "auto", step
         return costs.get(key, next(iter(costs.values())) if costs else None)
 
     for job in jobs:
-        # Each select point is costed on its own (AP's layer points differ several-fold); the final
-        # runs' point is not known before the search, so they cost the mean over the select points.
+        # Each drawn point is costed on its own (AP's layer points differ several-fold); the reserve,
+        # retest and final runs' points are not known before the search: they cost the mean over them.
         select = [cost_of(c) for c in job.run_cfgs] or [cost_of(job.cfg)]
         if any(c is None for c in select) or any(n is None for n in job.train_images):
             continue
@@ -169,7 +172,7 @@ def estimate(jobs: list[Job], measure: str = "first", device: str = "auto", step
                                     eval_passes=passes[i])
         total = 0.0
         for i, (n, e) in enumerate(zip(job.train_images, job.eval_images)):
-            if i < job.select_runs:
+            if i < min(job.grid_size, len(select)) and job.run_cfgs:
                 total += seconds(select[i], i, n, e)
             else:
                 total += sum(seconds(c, i, n, e) for c in select) / len(select)

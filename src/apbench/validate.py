@@ -13,10 +13,11 @@ from .engine.loop import TrainSettings
 from .engine.optim import LR_SCALINGS, OPTIMIZERS, SCHEDULERS
 from .engine.prefix_cache import normalize_mode
 from .errors import ConfigError
+from .seed_check import SEED_MAX, check_seed  # noqa: F401  (SEED_MAX: the range, named where it is checked)
 from .methods.heads import HEADS  # noqa: F401  (the head axis: linear, source, random, flm, ilm)
 
 
-METHOD_RESERVED = {"name", "head", "lr_scale", "recipe", "space"}  # recipe, space: apbench.recipes
+METHOD_RESERVED = {"name", "head", "lr_scale", "recipe", "space", "bounds"}  # recipe, space, bounds: apbench.recipes
 TRAINER_EXTRA = {"measure_efficiency", "throughput_warmup", "throughput_iters",
                  "prefix_cache", "prefix_cache_max_gb", "prefix_cache_dir", "channels_last", "compile",
                  "drop_path"}  # drop_path: built into the model (apbench.recipes.resolve)
@@ -34,7 +35,6 @@ def _positive(value, key, integer=False):
         raise ConfigError(f"{key}={value!r} must be {kind}")
 
 
-SEED_MAX = 2**32 - 1  # NumPy's legacy seeding takes 32 bits; the loader derives seed * 100003 + epoch in 64
 
 
 def _short(text, n: int = 80) -> str:
@@ -187,11 +187,7 @@ def validate(cfg: DictConfig) -> dict:
         resolve_device(cfg.device)
     except RuntimeError as e:
         raise ConfigError(str(e)) from None
-    seed = cfg.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed={seed!r} must be an integer")
-    if not 0 <= seed <= SEED_MAX:
-        raise ConfigError(f"seed={seed} is out of range: a seed is an integer from 0 to {SEED_MAX} (2**32 - 1)")
+    check_seed(cfg.get("seed"), "seed")
     _check_path_names(cfg.paths.results_dir, "paths.results_dir")
     settings = trainer_settings(cfg)  # resolves the recipe (idempotent: run() resolved it already)
     from .recipes import resolve

@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     print(f"apbench plan: {len(jobs)} jobs, {runs} runs ({select} select + {runs - select} final)")
     by_protocol: dict[str, set[int]] = {}
     for j in jobs:
-        by_protocol.setdefault(j.protocol, set()).add(j.grid_size)
+        by_protocol.setdefault(j.protocol, set()).add(j.select_runs if j.protocol != "fixed" else 1)
     for name, sizes in sorted(by_protocol.items()):
         mine = [j for j in jobs if j.protocol == name]
         if sizes == {1} and name == "fixed":
@@ -48,9 +48,12 @@ def main(argv: list[str]) -> int:
             continue
         rules = ", ".join(f"{r} x {sum(1 for j in mine if j.rule == r)}" for r in sorted({j.rule for j in mine}))
         if len(sizes) == 1:
-            print(f"  protocol {name}: {len(mine)} jobs, {sizes.pop()} select runs for every job (equal budget; {rules})")
+            j = mine[0]
+            parts = f"{j.grid_size} drawn + {j.reserve} reserve + {j.retest} retest = " if j.reserve or j.retest else ""
+            print(f"  protocol {name}: {len(mine)} jobs, {parts}{sizes.pop()} select runs for every job "
+                  f"(equal budget; {rules})")
         else:
-            small = sorted({f"{j.cfg.method.name} ({j.space_size} points)" for j in mine if j.grid_size < max(sizes)})
+            small = sorted({f"{j.cfg.method.name} ({j.space_size} points)" for j in mine if j.select_runs < max(sizes)})
             print(f"  protocol {name}: {len(mine)} jobs, UNEQUAL select runs {sorted(sizes)}: budgets differ "
                   f"(spaces smaller than the budget: {', '.join(small)}; {rules})")
     for note in notes:

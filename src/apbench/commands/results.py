@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # the page alone needs no plots (matplotlib) and no analyses
     from ..results.analysis_section import analysis_records, show_analyses
+    from ..results.budget import edge_tables, write_budget
     from ..results.plots import write_plots
     from ..results.rows import UNTUNED_NOTE, final_ok, label_order, untuned
     from ..results.paper_table import paper_tables
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     written = (write_tables(df, out, bad_files=bad, expected=expected, reference=references, notes=notes)
                + write_plots(df, out, baselines))
+    budget_files, budget_ranks = write_budget(df, out)
+    written += budget_files
 
     print(f"{len(df)} records read from {args.dir}")
     print(compute_summary(df))
@@ -127,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             ranks = rank_table(df, model, protocol, ref)
             if len(ranks):
                 _section(f"across datasets against {ref}: {model}, {protocol}", to_markdown(ranks))
+    for (model, protocol, dataset), (ranks, note) in budget_ranks.items():
+        _section(f"select budget: expected best val top-1 of n select runs (rank): {model}, {protocol}, {dataset}",
+                 f"{to_markdown(ranks)}\n\n{note}")
+    for (model, protocol, dataset), edges in edge_tables(df).items():
+        _section(f"edges of the search spaces: {model}, {protocol}, {dataset}", to_markdown(edges, index=False))
     for note in notes:
         print(f"\nnote: {note}")
     failures = failures_table(df)

@@ -23,18 +23,24 @@ def _summary(rec: dict) -> str:
             f"val={fmt(m.get('val_top1'))} test={fmt(m.get('test_top1'))}")
 
 
-def _in_shard(job_num: int) -> bool:
-    """``APBENCH_SHARD=i/n``: this process runs only jobs with ``num % n == i`` -- n processes, one
-    per GPU (each with its own ``CUDA_VISIBLE_DEVICES``), then share one sweep without overlap."""
-    shard = os.environ.get("APBENCH_SHARD")
-    if not shard:
-        return True
+def shard_of(env: str | None) -> tuple[int, int] | None:
+    """``APBENCH_SHARD=i/n`` as ``(i, n)``: this process runs only jobs with ``num % n == i`` -- n
+    processes, one per GPU (each with its own ``CUDA_VISIBLE_DEVICES``), then share one sweep without
+    overlap. None when unset; a ValueError with the message to print when malformed."""
+    if not env:
+        return None
     try:
-        i, n = (int(x) for x in shard.split("/"))
-        assert 0 <= i < n
-    except (ValueError, AssertionError):
-        raise SystemExit(f"apbench: APBENCH_SHARD={shard!r} must be i/n with 0 <= i < n, e.g. 0/4") from None
-    return job_num % n == i
+        i, n = (int(x) for x in env.split("/"))
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise ValueError(f"apbench: APBENCH_SHARD={env!r} must be i/n with 0 <= i < n, e.g. 0/4")
+    return i, n
+
+
+def _in_shard(job_num: int) -> bool:
+    shard = shard_of(os.environ.get("APBENCH_SHARD"))
+    return shard is None or job_num % shard[1] == shard[0]
 
 
 EXIT_CODES = """exit codes of `apbench run`:
@@ -60,6 +66,11 @@ def hydra_run(overrides: list[str]) -> int:
 
     from ..hydra_guard import guarded, log_folder_errors
 
+    try:  # checked before Hydra starts: a malformed shard would otherwise end the sweep without a word
+        shard_of(os.environ.get("APBENCH_SHARD"))
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
     refused: list[str] = []
     not_composed: list[tuple[list[str], str]] = []
     failed: list[str] = []

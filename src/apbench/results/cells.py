@@ -21,7 +21,7 @@ import json
 from ..identity import NOT_IDENTITY
 
 # Entries of a selection that are its outcome, not its identity.
-SELECTION_OUTCOME = ("chosen", "val_top1", "val_loss", "run_id", "run_ids", "runs")
+SELECTION_OUTCOME = ("chosen", "val_top1", "val_loss", "run_id", "run_ids", "runs", "chosen_score", "retested", "edges")
 # hparams entries a protocol adds that are bookkeeping or outcome, not part of the experiment.
 PROTOCOL_HPARAMS = ("edge_flags", "selected_from", "grid_size", "grid_point", "search")
 # Top-level record fields that say what was run (i16-lifecycle's fields where present).

@@ -26,7 +26,7 @@ NUMERIC = ("wall_time_s", "metrics.val_top1", "metrics.test_top1", "metrics.trai
            "efficiency.infer_throughput", "efficiency.flops_infer", "efficiency.step_time_s", "n_test")
 # Present even when no record carries them, so the table code never checks for columns.
 REQUIRED = (*TOP_KEYS, *NUMERIC, "hparams.edge_flags", "error_type", "error_message", "variant", "predictions",
-            "cell", "reached_by")
+            "cell", "reached_by", "selection")
 # The method option that makes two runs of one method different methods in a table (AP's full vs
 # per-channel prompt, VP's pad vs expansive frame, ...): dotted paths into the record's config.method.
 VARIANT_KEYS = {"ap": "shape", "vp": "variant", "vpt": "variant", "adapter": "variant",
@@ -53,6 +53,7 @@ def _rows(record: dict) -> list[dict]:
     for sel in sels or [None]:
         key = cell_key(record, sel)
         rows.append(row | {"cell": cell_id(key), "_cell_key": key, "reached_by": max(1, len(sels)),
+                           "selection": sel,  # this row's own selection, whole (results.budget reads it)
                            "recipe": recipe_of(record, sel)})  # flattened to recipe.<column> by json_normalize
     return rows
 
@@ -119,7 +120,7 @@ def _disambiguate(df: pd.DataFrame, by: list[str], dataset: bool) -> pd.Series:
 def records_frame(records: list[dict]) -> pd.DataFrame:
     rows = [row for r in records for row in _rows(r)]
     # nested dicts kept whole, out of json_normalize's flattening
-    whole = {c: [row.pop(c) for row in rows] for c in ("_cell_key", "predictions")}
+    whole = {c: [row.pop(c) for row in rows] for c in ("_cell_key", "predictions", "selection")}
     df = pd.json_normalize(rows, sep=".")
     for c, values in whole.items():
         df[c] = pd.Series(values, dtype=object)

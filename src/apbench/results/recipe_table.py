@@ -3,7 +3,7 @@
 One row per method label (of a model, protocol and dataset), from its final runs: the optimizer with
 the lr each parameter group actually got (after lr scales and the batch-size rule), the schedule in
 steps of the final run, the epochs of the reference schedule and the epochs used, the search space the
-selection drew from (its size and rule), the point it chose and the grid-edge flags. A reader checks
+selection drew from (its size and rule), the point it chose and the edges left unresolved. A reader checks
 here that every method ran its own recipe; the YAMLs say what was asked, these records what was done.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ def recipe_of(record: dict, selection: dict | None = None) -> dict[str, str]:
                        for k, v in (sel.get("chosen") or {}).items()) or "-"
     edges = hp.get("edge_flags") or []
     if edges and chosen != "-":
-        chosen += f" (edge: {', '.join(edges)})"
+        chosen += f" (edge unresolved: {', '.join(edges)})"
     return dict(zip(COLUMNS, (optimizer, schedule, epochs, searched, chosen)))
 
 

@@ -26,7 +26,7 @@ from .recipe_table import recipe_tables
 from .rows import ACC, UNTUNED_NOTE, final_ok, label_order, untuned
 from .stats import cd_diagram, cell_stats, friedman_table, rank_table, stats_tables
 
-EDGE = "\N{DAGGER}"  # hyper-parameter chosen on the edge of its search grid
+EDGE = "\N{DAGGER}"  # edge unresolved: a chosen value on an edge of its space that the edge rule did not move
 SHARED = "\N{DOUBLE DAGGER}"  # some runs of the cell are also counted in another cell
 EXPECTED_NAME = "expected_runs.json"
 EXPECTED_KEYS = ("dataset", "model", "method", "layers", "seed", "head")
@@ -131,12 +131,16 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     and whether the chosen select run converged (``results.convergence``; a cell that did not needs more
     epochs or leaves the headline comparison).
     The single-dataset view of a study;
-    † = grid edge. ``95% CI``: see ``results.stats.cell_interval`` (test sample included)."""
+    † = edge unresolved (``protocol.reserve``: the edge rule). ``val (selection)``: the chosen point's
+    mean val over its retest seeds where it was retested. ``95% CI``: see ``results.stats.cell_interval`` (test sample included)."""
     ok = final_ok(df).copy()
     if ok.empty:
         return {}
     sel = ok.get("hparams.selected_from.val_top1", pd.Series([None] * len(ok), index=ok.index))
     ok["val_selected"] = [_selection_val(v) if isinstance(v, list) else float("nan") for v in sel]
+    if "hparams.selected_from.chosen_score.val_top1" in ok:  # the edge rule's records: the chosen point's mean
+        mean = pd.to_numeric(ok["hparams.selected_from.chosen_score.val_top1"], errors="coerce")
+        ok["val_selected"] = mean.where(mean.notna(), ok["val_selected"])
     for col in ("hparams.lr", "hparams.head_lr", "hparams.weight_decay", *SELECTION_COMPUTE):
         ok[col] = (pd.to_numeric(ok[col], errors="coerce").replace([math.inf, -math.inf], math.nan)
                    if col in ok else math.nan)
