@@ -51,16 +51,23 @@ def _decoded(pred: str, target: str, dtype: str, n: int, encoding) -> tuple[np.n
     return p == t, hashlib.sha1(t.tobytes()).digest()
 
 
-def _correct_matrix(rows: pd.DataFrame) -> np.ndarray | None:
-    """seeds x images booleans, when every run of the cell has predictions on one and the same test set."""
+def _correct_and_targets(rows: pd.DataFrame) -> tuple[np.ndarray | None, bytes | None]:
+    """(seeds x images booleans, digest of the test labels), when every run of the cell has predictions
+    on one and the same test set; (None, None) otherwise."""
     stored = list(rows["predictions"])
     if not stored or not all(isinstance(s, dict) for s in stored):
-        return None
+        return None, None
     decoded = [_decoded(s.get("pred"), s.get("target"), s.get("dtype"), int(s.get("n", -1)), s.get("encoding"))
                for s in stored]
     if len({t for _, t in decoded}) > 1:
-        return None
-    return np.stack([c for c, _ in decoded])
+        return None, None
+    return np.stack([c for c, _ in decoded]), decoded[0][1]
+
+
+def _paired(a: tuple, b: tuple) -> tuple:
+    """Two cells' (correct, targets) as ``compare`` may pair them: only on the very same test images (the
+    same labels in the same order); equal counts of other images are no pairs, so (None, None)."""
+    return (a[0], b[0]) if a[0] is not None and b[0] is not None and a[1] == b[1] else (None, None)
 
 
 @functools.lru_cache(maxsize=2)
@@ -219,14 +226,14 @@ def pairwise_stats(df: pd.DataFrame) -> pd.DataFrame:
     for (model, protocol, dataset), groups in _final_cells(df):
         where = {"model": model, "protocol": protocol, "dataset": dataset}
         cells = {label: (g[ACC].to_numpy(float), g["n_test"].dropna().max(), sorted(g["seed"].tolist()),
-                         _correct_matrix(g)) for label, g in groups.items()}
+                         _correct_and_targets(g)) for label, g in groups.items()}
         means, keep = {}, []
 
         def boot(label, pick):
             key = (label, id(pick))
             if key not in means:
                 keep.append(pick)  # the pick stays alive, so its id names it for this dataset
-                means[key] = _boot_means(boot_per_seed(cells[label][3]), pick)
+                means[key] = _boot_means(boot_per_seed(cells[label][3][0]), pick)
             return means[key]
 
         paired, diffs = [], []
@@ -234,7 +241,8 @@ def pairwise_stats(df: pd.DataFrame) -> pd.DataFrame:
             for b in label_order(cells):
                 if a == b:
                     continue
-                (acc_a, n_test, seeds_a, ca), (acc_b, _, seeds_b, cb) = cells[a], cells[b]
+                (acc_a, n_test, seeds_a, got_a), (acc_b, _, seeds_b, got_b) = cells[a], cells[b]
+                ca, cb = _paired(got_a, got_b)
                 same = seeds_a == seeds_b
                 if ca is None or cb is None or ca.shape[1] != cb.shape[1] or (len(ca) == 1 and len(cb) == 1):
                     rows.append(where | {"a": a, "b": b} | compare(acc_a, acc_b, n_test, ca, cb, same))
@@ -257,18 +265,19 @@ def cell_stats(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
     rows = []
     for (model, protocol, dataset), cells in _final_cells(df):
         ref = cells.get(reference) if reference else None
-        ref_correct = _correct_matrix(ref) if ref is not None else None
+        ref_got = _correct_and_targets(ref) if ref is not None else (None, None)
         for label in label_order(cells):
             g = cells[label]
             accs, n_test = g[ACC].to_numpy(float), g["n_test"].dropna().max()
-            correct = _correct_matrix(g)
+            got = _correct_and_targets(g)
+            correct = got[0]
             lo, hi, how = cell_interval(accs, n_test, correct)
             row = {"model": model, "protocol": protocol, "dataset": dataset, "label": label, "n": len(accs),
                    "mean": accs.mean(), "std": accs.std(ddof=1) if len(accs) > 1 else float("nan"),
                    "ci_lo": lo, "ci_hi": hi, "ci": how, "n_test": n_test}
             if ref is not None and label != reference:
                 same = sorted(g["seed"].tolist()) == sorted(ref["seed"].tolist())
-                c = compare(accs, ref[ACC].to_numpy(float), n_test, correct, ref_correct, same)
+                c = compare(accs, ref[ACC].to_numpy(float), n_test, *_paired(got, ref_got), same)
                 row |= {f"vs_{k}": v for k, v in c.items()}
             rows.append(row)
     return pd.DataFrame(rows)

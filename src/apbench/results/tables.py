@@ -95,9 +95,13 @@ def accuracy_tables(df: pd.DataFrame, interval: bool = True) -> dict[tuple[str, 
     return tables
 
 
-def _selection_val(hparams_selected) -> float:
-    """The validation score that chose the final runs' grid point (the best of the select runs)."""
-    scores = [p.get("val_top1") for p in hparams_selected or [] if isinstance(p, dict)]
+def _selection_val(points, index=None) -> float:
+    """The validation score of the point the selection chose (``chosen_index``), which a tie-break or a
+    retest need not make the highest; the best score for records that do not say which was chosen."""
+    chosen = chosen_point(points, index)
+    if chosen is not None:
+        return float("nan") if chosen.get("val_top1") is None else float(chosen["val_top1"])
+    scores = [p.get("val_top1") for p in points or [] if isinstance(p, dict)]
     scores = [v for v in scores if v is not None]
     return max(scores) if scores else float("nan")
 
@@ -137,7 +141,8 @@ def method_tables(df: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
     if ok.empty:
         return {}
     sel = ok.get("hparams.selected_from.val_top1", pd.Series([None] * len(ok), index=ok.index))
-    ok["val_selected"] = [_selection_val(v) if isinstance(v, list) else float("nan") for v in sel]
+    index = ok.get("hparams.selected_from.chosen_index", pd.Series([None] * len(ok), index=ok.index))
+    ok["val_selected"] = [_selection_val(v, i) if isinstance(v, list) else float("nan") for v, i in zip(sel, index)]
     if "hparams.selected_from.chosen_score.val_top1" in ok:  # the edge rule's records: the chosen point's mean
         mean = pd.to_numeric(ok["hparams.selected_from.chosen_score.val_top1"], errors="coerce")
         ok["val_selected"] = mean.where(mean.notna(), ok["val_selected"])
