@@ -8,7 +8,7 @@ import pytest
 
 from apbench.results.frame import records_frame
 from apbench.results.predictions import encode
-from apbench.results.stats import BOOT, cell_stats
+from apbench.results.stats import BOOT, cell_stats, pairwise_stats
 from apbench.results.tables import accuracy_tables, method_tables
 
 N = 100                      # test images
@@ -77,10 +77,17 @@ def test_runs_on_different_test_images_are_never_paired():
     # unpaired z-test; A's 60 % vs B's 60 % differ by 0 with the binomial of both on 100 images.
     other = TARGET[::-1].copy()
     right = np.arange(N) < 60
-    vs = _vs([_rec("a", "A", 0, right), _rec("b", "B", 0, right, target=other)])
+    recs = [_rec("a", "A", 0, right), _rec("b", "B", 0, right, target=other)]
+    vs = _vs(recs)
     assert vs["vs_test"] == "unpaired z (no predictions): seed + binomial sampling"
     se = math.hypot(*[math.sqrt(0.6 * 0.4 / 100 * 1e4)] * 2)  # 6.928 points
     assert vs["vs_diff_hi"] == pytest.approx(1.959963984540054 * se)
+    # The all-pairs table (paper-style and depth tables, the browser) does not pair them either; nor
+    # with two seeds each, where it would otherwise bootstrap.
+    assert set(pairwise_stats(records_frame(recs))["test"]) == {"unpaired z (no predictions): seed + binomial sampling"}
+    two = [_rec(f"a{s}", "A", s, right) for s in (0, 1)] + [_rec(f"b{s}", "B", s, right, target=other) for s in (0, 1)]
+    assert set(pairwise_stats(records_frame(two))["test"]) == {"unpaired z (no predictions): seed + binomial sampling"}
+    assert _vs(two)["vs_test"] == "unpaired z (no predictions): seed + binomial sampling"
 
 
 def test_a_cell_whose_seeds_saw_different_test_images_is_not_bootstrapped_over_images():
