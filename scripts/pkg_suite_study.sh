@@ -13,6 +13,7 @@
 #   TASKS="pkg_fashion pkg_count" bash scripts/pkg_suite_study.sh     # a subset of the tasks
 #   SKIP_REPORT=1 bash scripts/pkg_suite_study.sh      # training only
 #   PARTS=layers bash scripts/pkg_suite_study.sh       # one part: methods, layers, report (default: all three)
+#   OUT=/tmp/trial COMMIT=0 bash scripts/pkg_suite_study.sh trainer.epochs=1   # a trial: overrides given win
 # Two training lanes can share the 2 cores, each with one thread: start
 # `OMP_NUM_THREADS=1 SKIP_REPORT=1 bash scripts/pkg_suite_study.sh` twice (run leases make every run train
 # once), then run it once more alone for the report.
@@ -70,7 +71,7 @@ else
        "running N = $N select runs per cell, without the edge rule and the retest" >&2
   METHODS=("${RUNS[@]}" protocol.budget=$N)
 fi
-X+=("$@")
+EXTRA=("$@")  # the command line's overrides come last, so they win over the plan's
 status=0
 
 progress() { echo "[study] $(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) of 1158 runs recorded; next: $*"; }
@@ -79,12 +80,13 @@ commit() {  # the records of what just finished, and nothing else (other work ma
   git add -- "$OUT" && { git diff --cached --quiet -- "$OUT" || flock "$(git rev-parse --git-dir)/pkg-study.lock" \
     git commit -q -m "pkg suite study: $* ($(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) records)" -- "$OUT"; }
 }
-if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure each --dry-run; }
-else run() { progress "$*"; apbench run "$@" || status=$?; }; fi
+if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" "${EXTRA[@]}" --measure each --dry-run; }
+else run() { progress "$*"; apbench run "$@" "${EXTRA[@]}" || status=$?; }; fi
 
 if [ "${PLAN_ONLY:-0}" != 1 ]; then  # the data: written offline from packaged images (same bytes every time)
   mkdir -p "$OUT"
-  apbench data verify +suite=pkg --quick >/dev/null 2>&1 || apbench data prepare +suite=pkg
+  # DATA_CHECK=0: the tasks are in place already (a smaller trial copy fails the check on its sizes)
+  [ "${DATA_CHECK:-1}" = 0 ] || apbench data verify +suite=pkg --quick >/dev/null 2>&1 || apbench data prepare +suite=pkg
 fi
 
 PARTS=${PARTS:-methods layers report}

@@ -107,7 +107,7 @@ def test_cli_output_and_dry_run(capsys):
     assert len(re.findall(r"^  #\d+ +runs=9 ", out, re.M)) == 6
 
 
-@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem not in ("demo", "cpu_lite0_fmnist1k", "small_models_digits")))  # script-driven presets: no sweeper params
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem not in ("demo", "cpu_lite0_fmnist1k", "small_models_digits", "pkg_suite_lite0")))  # script-driven presets: no sweeper params
 def test_preset_headers_state_command_jobs_and_an_estimate(preset):
     text = (CONF / "experiment" / f"{preset}.yaml").read_text()
     assert text.startswith("# @package _global_")
