@@ -13,28 +13,40 @@
 #   TASKS="pkg_fashion pkg_count" bash scripts/pkg_suite_study.sh     # a subset of the tasks
 #   SKIP_REPORT=1 bash scripts/pkg_suite_study.sh      # training only
 #   PARTS=layers bash scripts/pkg_suite_study.sh       # one part: methods, layers, report (default: all three)
+#   OUT=/tmp/trial COMMIT=0 bash scripts/pkg_suite_study.sh trainer.epochs=1   # a trial: overrides given win
 # Two training lanes can share the 2 cores, each with one thread: start
 # `OMP_NUM_THREADS=1 SKIP_REPORT=1 bash scripts/pkg_suite_study.sh` twice (run leases make every run train
 # once), then run it once more alone for the report.
 #
 # The plan, fixed before the first run (the same for every method; records carry epochs_reference and
 # epochs_used):
-#   48 px (the preset experiment=pkg_suite_lite0), E = 6 epochs (150 steps of batch 32; final runs 190 on
+#   48 px (the preset experiment=pkg_suite_lite0), E = 4 epochs (100 steps of batch 32; final runs 128 on
 #   train+val), warm-up and milestones as fractions of each reference schedule; batch 32.
 #   Protocol (issue 24): N = 4 select runs per cell from the method's own space (protocol.budget), reserve
 #   R = 2 for the edge rule (protocol.reserve), retest k = 2 (protocol.retest: the top 2 points retrained
-#   with one more seed); every cell costs N + R + k = 8 select runs; 3 final seeds (0, 1, 2).
+#   with one more seed); a cell costs at most N + R + k = 8 select runs; 3 final seeds (0, 1, 2).
 #   When protocol.reserve / protocol.retest are not on the branch yet, the script says so and runs N alone.
 #   VP sizes in proportion to the references' at 224 px: pad 30/224 -> 6/48; ILM-VP's inner 128/224 -> 28/48.
-#   Runs, as `apbench plan --measure none` printed them with protocol.budget=8 standing in for N + R + k:
+#   Runs, as `PLAN_ONLY=1 bash scripts/pkg_suite_study.sh` printed them (protocol.budget=8 standing in for
+#   N + R + k, before issue 24 is on the branch):
 #     methods   per task 11 cells (linear_probe, full_ft, norm_tuning, bitfit, lora, ssf, ap with its layer
 #               chosen on val, adapter conv, vp pad, vp_ilm ilm and flm) x (8 select + 3 final) = 121 runs;
 #               8 tasks: 88 jobs, 968 runs (704 select + 264 final)
-#     layers    pkg_fashion and pkg_count: AP at input,0,2,...,16 (10 points) and BN tuning (batchnorm of
-#               one block) at 0,2,...,16 (9 points), each point searched like a methods-table cell with the
-#               layer fixed (8 select runs), one final seed: 2 x 19 x 9 = 342 runs
-#     total     1,310 runs
-#   Time: PLAN_THE_HOURS_HERE
+#     layers    pkg_fashion (natural) and pkg_count (structured): AP at input,0,2,...,16 (10 points) and BN
+#               tuning (the batchnorms of one block) at 0,2,...,16 (9 points), each point searching the rest
+#               of its method's space with N = 4 select runs and one final seed: 2 x 19 x 5 = 190 runs
+#     total     1,158 runs
+#   Time (2026-12-02, this 2-core machine while other sessions' jobs shared it, load average 6-8; one thread):
+#     `PLAN_ONLY=1 bash scripts/pkg_suite_study.sh` printed, in sequence: methods 14.9 + 2.0 + 1.9 + 4.4
+#     = 23.2 h (timed 15:56-16:10), layers 1.3 h + 57.6 min = 2.3 h (16:10-16:18).
+#     Those timings are inflated by the load: the plan's full_ft step at 64 px, timed just before and after
+#     each, read 0.90 and 2.23 s (methods) and 1.74 and 1.57 s (layers) against 0.209 s on the idle machine
+#     (docs/sweeps.md), i.e. 4.3-10.7x and 7.5-8.3x. Divided out: idle 2.2-5.4 h + 0.3 h, 3.4 h at the
+#     middle factors (7.5x, 7.9x). The CPU study's records ran 2.5-2.8x its idle plan with other jobs
+#     sharing the machine (docs/sweeps.md): 8.5-9.5 h expected here, as the lead will run it. Cross-check from the CPU study's
+#     records (the same 121-run structure per task, ~1,140 s per epoch of E at 64 px): at 48 px (0.56x the
+#     pixels) and E = 4, 0.71 h per task, 5.7 h for the 8, plus ~0.6 h of layers and ~1 h of per-run
+#     measures and test passes: ~7.3 h. So E = 4 at 48 px fits in 10 h (E = 5 would need about 11 h).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-results/pkg-suite-lite0}  # another folder (OUT=/tmp/x) for a trial run; the records follow it
@@ -59,7 +71,7 @@ else
        "running N = $N select runs per cell, without the edge rule and the retest" >&2
   METHODS=("${RUNS[@]}" protocol.budget=$N)
 fi
-X+=("$@")
+EXTRA=("$@")  # the command line's overrides come last, so they win over the plan's
 status=0
 
 progress() { echo "[study] $(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) of 1158 runs recorded; next: $*"; }
@@ -68,12 +80,13 @@ commit() {  # the records of what just finished, and nothing else (other work ma
   git add -- "$OUT" && { git diff --cached --quiet -- "$OUT" || flock "$(git rev-parse --git-dir)/pkg-study.lock" \
     git commit -q -m "pkg suite study: $* ($(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) records)" -- "$OUT"; }
 }
-if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure each --dry-run; }
-else run() { progress "$*"; apbench run "$@" || status=$?; }; fi
+if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" "${EXTRA[@]}" --measure each --dry-run; }
+else run() { progress "$*"; apbench run "$@" "${EXTRA[@]}" || status=$?; }; fi
 
 if [ "${PLAN_ONLY:-0}" != 1 ]; then  # the data: written offline from packaged images (same bytes every time)
   mkdir -p "$OUT"
-  apbench data verify +suite=pkg --quick >/dev/null 2>&1 || apbench data prepare +suite=pkg
+  # DATA_CHECK=0: the tasks are in place already (a smaller trial copy fails the check on its sizes)
+  [ "${DATA_CHECK:-1}" = 0 ] || apbench data verify +suite=pkg --quick >/dev/null 2>&1 || apbench data prepare +suite=pkg
 fi
 
 PARTS=${PARTS:-methods layers report}

@@ -98,7 +98,7 @@ def test_suite_verify_reports_every_member(tmp_path, capsys):
 
 def test_unknown_target(capsys):
     assert cli.main(["verify", "imagenet42"]) == 2
-    assert "'imagenet42' is neither a suite (fgvc, paper29, vp, vtab1k) nor a dataset config" in capsys.readouterr().err
+    assert "'imagenet42' is neither a suite (fgvc, paper29, pkg, vp, vtab1k) nor a dataset config" in capsys.readouterr().err
 
 
 def test_checksums_flag_compares_torchvision_md5(tmp_path):

@@ -65,6 +65,8 @@ SYNOPSES = {
     "python -m apbench ...": "python -m apbench methods",
     "apbench run -m experiment=cpu_lite0_fmnist1k method=...":  # `...`: each cell group of the study script
         "apbench run -m experiment=cpu_lite0_fmnist1k method=linear_probe,full_ft",
+    "apbench run -m experiment=pkg_suite_lite0 +suite=pkg method=...":  # one cell group over the 8 tasks
+        "apbench run -m experiment=pkg_suite_lite0 +suite=pkg method=ap",
 }
 
 # Commands not checked at all: they need what these machines lack. The reason, reviewed.
