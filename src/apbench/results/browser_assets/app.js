@@ -13,6 +13,18 @@
   const MAX_PANELS = 8;
   const ROW_CAP = DATA.meta.row_cap || 200;  // rows drawn before "show all" (browser_data.ROW_CAP)
   const SVGNS = "http://www.w3.org/2000/svg";
+  // A cell's detail and the comparisons: gzip'd JSON, unpacked on the first click (browser.LAZY).
+  let lazyData = null;
+  function lazy() {
+    if (!lazyData) {
+      const text = atob(document.getElementById("apbench-lazy").textContent.trim());
+      const bytes = Uint8Array.from(text, (c) => c.charCodeAt(0));
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      lazyData = new Response(stream).text().then((t) => JSON.parse(t));
+    }
+    return lazyData;
+  }
+  let drawerToken = 0;
   const byId = {};
   ROWS.forEach((r, i) => { byId[r.id] = i; });
   let state = {};
@@ -425,12 +437,20 @@
   }
   function link(href, text) { return href ? el("a", {href: relHref(href)}, text) : el("span", {}, text); }
   function renderDrawer() {
-    if (state.a && state.b && state.a in byId && state.b in byId) return renderCompare(byId[state.a], byId[state.b]);
-    if (state.cell && state.cell in byId) return renderDetail(byId[state.cell]);
-    $("drawer").hidden = true;
+    const token = ++drawerToken, drawer = $("drawer");
+    delete drawer.dataset.ready;
+    let draw = null;
+    if (state.a && state.b && state.a in byId && state.b in byId) draw = (L) => renderCompare(byId[state.a], byId[state.b], L);
+    else if (state.cell && state.cell in byId) draw = (L) => renderDetail(byId[state.cell], L);
+    if (!draw) { drawer.hidden = true; return; }
+    lazy().then((L) => {
+      if (token !== drawerToken) return;  // the view changed while unpacking
+      draw(L);
+      drawer.dataset.ready = "1";
+    });
   }
-  function renderDetail(i) {
-    const r = ROWS[i], d = DATA.details[i];
+  function renderDetail(i, L) {
+    const r = ROWS[i], d = L.details[i];
     const body = openDrawer(r.label);
     body.setAttribute("data-view", "detail");
     body.append(el("p", {class: "note"}, r.dataset + " · " + r.model + " · " + r.protocol + " · " + r.family));
@@ -553,7 +573,7 @@
     }
     return box;
   }
-  function renderCompare(i, j) {
+  function renderCompare(i, j, L) {
     const a = ROWS[i], b = ROWS[j];
     const body = openDrawer(a.label + " against " + b.label);
     body.setAttribute("data-view", "compare");
@@ -564,7 +584,7 @@
       return;
     }
     body.append(el("p", {class: "note"}, a.dataset + " · " + a.model + " · " + a.protocol));
-    const packed = DATA.pairs[i + "," + j];
+    const packed = L.pairs[i + "," + j];
     const c = packed ? Object.fromEntries(DATA.pair_fields.map((k, n) => [k, packed[n]])) : null;
     if (c) c.test = DATA.pair_tests[c.test];
     if (!c) { body.append(el("p", {id: "compare-result"}, "No comparison in the records for this pair.")); return; }
