@@ -185,8 +185,8 @@ def test_the_front_is_the_python_front_of_what_the_filters_leave(page, study, co
         xs = [kept[k][column].mean() * scale for k in labels]
         ys = [kept[k][ACC].mean() for k in labels]
         want = sorted(labels[i] for i in pareto_front(xs, ys))
-        got = p.page.eval_on_selector_all(f'.panel[data-dataset="{dataset}"] circle.front',
-                                          "cs => cs.map(c => c.dataset.label)")
+        got = p.page.eval_on_selector_all(f'.panel[data-dataset="{dataset}"] [data-front="1"]',
+                                          "cs => cs.map(c => c.dataset.label)")  # drawn, or listed as far below
         assert sorted(got) == want and 1 < len(want) < len(labels), (dataset, got, want)
 
 
@@ -317,5 +317,25 @@ def test_a_long_table_draws_its_first_rows_and_all_on_request(browser, study, tm
         assert len(Path(dl.value.path()).read_text().splitlines()) == 1 + 14  # the export holds them all
         p.page.click("#show-all")
         assert p.labels() == [r["label"] for r in top] and "all=1" in p.page.url and p.page.inner_text("#more") == ""
+    finally:
+        p.close()
+
+
+def test_a_point_far_below_the_rest_is_listed_not_drawn(browser, study, tmp_path):
+    from apbench.results.browser import render_page
+
+    data = embedded(study[0])
+    cheap = next(r for r in data["rows"] if r["dataset"] == "d_nat" and r["label"] == "linear_probe")
+    cheap.update(mean=30.0, lo=28.0, hi=32.0)  # the cheapest cell, 40 points under the rest: on the front
+    (tmp_path / "index.html").write_text(render_page(data))
+    p = Page(browser, tmp_path, "#dataset=d_nat")
+    try:
+        assert p.page.query_selector('circle[data-label="linear_probe"]') is None
+        listed = p.page.inner_text(".panel .far")
+        assert listed.startswith("Far below the rest, not drawn: linear_probe 30.00 [28.00, 32.00] at 5.13k (on the front)")
+        rows = [r for r in data["rows"] if r["dataset"] == "d_nat"]
+        want = sorted(rows[i]["label"] for i in pareto_front([r["cost"]["params"] for r in rows], [r["mean"] for r in rows]))
+        got = p.page.eval_on_selector_all('.panel [data-front="1"]', "cs => cs.map(c => c.dataset.label)")
+        assert sorted(got) == want and "linear_probe" in want
     finally:
         p.close()

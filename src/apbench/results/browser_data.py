@@ -274,12 +274,13 @@ def tables_files(out: Path) -> list[str]:
 
 
 def _subtitle(out: Path) -> str:
-    for folder in (out, out.parent):
+    """The first heading of the folder's README, or "part of: ..." its parent's (a study's layer sweep)."""
+    for folder, prefix in ((out, ""), (out.parent, "part of: ")):
         readme = folder / "README.md"
         if readme.is_file():
             for line in readme.read_text(errors="replace").splitlines():
                 if line.startswith("# "):
-                    return line[2:].strip()
+                    return prefix + line[2:].strip()
     return ""
 
 

@@ -330,8 +330,20 @@
     if (unplotted) box.append(el("p", {class: "note"}, unplotted + " cell(s) without this cost or a test score are not drawn."));
     if (!groups.size) box.append(el("p", {class: "empty"}, "Nothing to draw for the cells the filters leave."));
   }
-  function plotPanel(key, pts) {
+  // Points whose interval ends FAR_BELOW points under the best mean, and that would stretch the range
+  // the others span by more than a tenth, are listed under the panel instead (as results.plots does).
+  const FAR_BELOW = 15;
+  function farBelow(pts) {
+    const best = Math.max(...pts.map((p) => p.acc));
+    const far = pts.map((p) => p.hi < best - FAR_BELOW);
+    if (far.every(Boolean) || !far.some(Boolean)) return new Set();
+    const rest = pts.filter((p, k) => !far[k]);
+    const lo = Math.min(...rest.map((p) => p.lo)), hi = Math.max(...rest.map((p) => p.hi));
+    return new Set(pts.filter((p, k) => far[k] && p.lo < lo - 0.1 * (hi - lo)).map((p) => p.i));
+  }
+  function plotPanel(key, all) {
     const [model, protocol, dataset] = key;
+    const far = farBelow(all), pts = all.filter((p) => !far.has(p.i));
     const panel = el("div", {class: "panel", "data-dataset": dataset, "data-model": model, "data-protocol": protocol});
     panel.append(el("h3", {}, dataset + " · " + model + " · " + protocol));
     const W = 720, H = 400, L = 56, R = 16, T = 12, B = 44;
@@ -359,16 +371,17 @@
     axis.append(svg("text", {x: 14, y: (T + H - B) / 2, "text-anchor": "middle", class: "axis-title",
                              transform: "rotate(-90 14 " + (T + H - B) / 2 + ")"}, "test top-1 (%)"));
     s.append(axis);
-    const front = paretoFront(pts);
+    const front = paretoFront(all);  // of every point, drawn or listed
     const onFront = new Set(front.map((p) => p.i));
-    s.append(svg("polyline", {class: "front-line", points: front.map((p) => X(p.cost) + "," + Y(p.acc)).join(" ")}));
+    s.append(svg("polyline", {class: "front-line", points: front.filter((p) => !far.has(p.i)).map((p) => X(p.cost) + "," + Y(p.acc)).join(" ")}));
     const placed = pts.map((p) => [X(p.cost) - 5, Y(p.acc) - 5, 10, 10]);  // labels keep off every point
     for (const p of pts) {
       const r = ROWS[p.i], colour = COLOURS[r.family] || COLOURS.other;
       const g = svg("g", {});
       g.append(svg("line", {x1: X(p.cost), x2: X(p.cost), y1: Y(p.lo), y2: Y(p.hi), class: "bar", stroke: colour}));
       const dot = svg("circle", {cx: X(p.cost), cy: Y(p.acc), r: 4.5, class: "point" + (onFront.has(p.i) ? " front" : ""),
-                                 fill: onFront.has(p.i) ? colour : "#fff", stroke: colour, "data-label": r.label, "data-id": r.id});
+                                 fill: onFront.has(p.i) ? colour : "#fff", stroke: colour, "data-label": r.label, "data-id": r.id,
+                                 "data-front": onFront.has(p.i) ? "1" : "0"});
       dot.append(svg("title", {}, r.label + ": " + fmt(r.mean, 2) + " [" + fmt(r.lo, 2) + ", " + fmt(r.hi, 2) + "], " +
                      DATA.costs[state.cost] + " " + shortNumber(p.cost)));
       dot.addEventListener("click", () => setState({cell: r.id, a: "", b: ""}));
@@ -377,6 +390,17 @@
       placeLabel(s, placed, X(p.cost), Y(p.acc), r.label, [L, T, W - R, H - B]);
     }
     panel.append(s);
+    if (far.size) {
+      const note = el("p", {class: "note far"}, "Far below the rest, not drawn: ");
+      all.filter((p) => far.has(p.i)).forEach((p, k) => {
+        const r = ROWS[p.i];
+        if (k) note.append("; ");
+        note.append(el("span", {"data-label": r.label, "data-front": onFront.has(p.i) ? "1" : "0"},
+                       r.label + " " + fmt(r.mean, 2) + " [" + fmt(r.lo, 2) + ", " + fmt(r.hi, 2) + "] at " +
+                       shortNumber(p.cost) + (onFront.has(p.i) ? " (on the front)" : "")));
+      });
+      panel.append(note);
+    }
     return panel;
   }
   // A label beside its point where it overlaps no other label (right, left, above, below), else none:
