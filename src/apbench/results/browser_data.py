@@ -87,32 +87,33 @@ def _href(path, out: Path) -> str | None:
     """``path`` relative to the page's folder, with forward slashes (the page encodes each part)."""
     if not path or (isinstance(path, float) and math.isnan(path)):
         return None
-    rel = os.path.relpath(Path(path).resolve(), out.resolve())
-    return Path(rel).as_posix()
-
-
-def _mean(part: pd.DataFrame, column: str) -> float | None:
-    return number(part[column].mean()) if column in part and part[column].notna().any() else None
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(out))).as_posix()
 
 
 KEY = ["model", "protocol", "dataset", "label"]
-CELL_COLUMNS = [*KEY, "cell", "run_id", "method", "dataset_group", "seed", "hparams.edge_flags", ACC, *COSTS]
 
 
-def _cell_rows(ok: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
-    """(model, protocol, dataset, label) as the tables' keys spell them (text) -> the cell's final runs,
-    by seed (the columns the page needs: grouping the records' wide frame costs seconds per thousand)."""
-    narrow = ok[CELL_COLUMNS].sort_values("seed", kind="stable")
-    return {tuple(map(str, key)): part for key, part in narrow.groupby(KEY, dropna=False)}
-
-
-def rows_and_columns(df: pd.DataFrame) -> tuple[list[str], list[dict]]:
-    """(column names, one row per cell) of the methods table, over every (model, protocol, dataset)."""
+def cell_summaries(df: pd.DataFrame) -> dict[tuple, dict]:
+    """(model, protocol, dataset, label) as the tables' keys spell them (text) -> what the page needs of
+    the cell's final runs: run ids by seed, cell id, method, dataset group, runs, mean test top-1, mean
+    costs, edge flags. One grouped aggregation: thousands of per-cell frame slices take minutes."""
     ok = final_ok(df)
+    narrow = ok[[*KEY, "cell", "run_id", "method", "dataset_group", "seed", "hparams.edge_flags", ACC, *COSTS]]
+    narrow = narrow.sort_values("seed", kind="stable")
+    edges = lambda flags: sorted({str(f) for fl in flags if isinstance(fl, (list, tuple)) for f in fl})  # noqa: E731
+    agg = narrow.groupby(KEY, dropna=False, sort=False).agg(
+        cell=("cell", "first"), run_ids=("run_id", list), method=("method", "first"),
+        group=("dataset_group", "first"), n=("run_id", "size"), mean=(ACC, "mean"),
+        edges=("hparams.edge_flags", edges), **{key: (col, "mean") for col, (key, _, _) in COSTS.items()})
+    return {tuple(map(str, k)): v for k, v in agg.to_dict("index").items()}
+
+
+def rows_and_columns(df: pd.DataFrame, cells: dict[tuple, dict]) -> tuple[list[str], list[dict]]:
+    """(column names, one row per cell) of the methods table, over every (model, protocol, dataset)."""
     tables = method_tables(df)
     stats = cell_stats(df).astype({"model": str, "protocol": str, "dataset": str, "label": str})
-    stats = stats.set_index(["model", "protocol", "dataset", "label"])
-    parts = _cell_rows(ok)
+    stats = dict(zip(zip(stats["model"], stats["protocol"], stats["dataset"], stats["label"]),
+                     zip(stats["ci_lo"], stats["ci_hi"])))
     columns: list[str] = []
     for table in tables.values():
         columns += [c for c in table.columns if c not in columns]
@@ -123,30 +124,26 @@ def rows_and_columns(df: pd.DataFrame) -> tuple[list[str], list[dict]]:
     columns += [name for name, _, _ in ADDED]
     rows = []
     for (model, protocol, dataset), table in tables.items():
-        for label, trow in table.iterrows():
-            key = (model, protocol, dataset, label)
-            part = parts.get(key)
-            if part is None:
+        for label, values in zip(table.index, table.to_dict("records")):
+            key = (model, protocol, dataset, str(label))
+            cell = cells.get(key)
+            if cell is None:
                 continue
-            st = stats.loc[key] if key in stats.index else None
-            cost = {k: (None if (v := _mean(part, col)) is None else v * scale)
-                    for col, (k, _, scale) in COSTS.items()}
-            edges = sorted({f for flags in part["hparams.edge_flags"] if isinstance(flags, (list, tuple))
-                            for f in flags})
-            cells = {c: table_cell(trow[c]) for c in table.columns}
-            cells[EDGE_COLUMN] = [", ".join(map(str, edges)), None]
+            lo, hi = stats.get(key, (None, None))
+            cost = {k: (None if (v := number(cell[k])) is None else v * scale) for _, (k, _, scale) in COSTS.items()}
+            shown = {c: table_cell(v) for c, v in values.items()}
+            shown[EDGE_COLUMN] = [", ".join(cell["edges"]), None]
             for name, k, decimals in ADDED:
                 v = cost[k]
-                cells[name] = ["", None] if v is None else [f"{v:.{decimals}f}", v]
-            method = str(part["method"].iloc[0])
+                shown[name] = ["", None] if v is None else [f"{v:.{decimals}f}", v]
+            method = str(cell["method"])
+            group = cell["group"]
             rows.append({
-                "id": str(part["cell"].iloc[0]), "model": model, "protocol": protocol, "dataset": dataset,
-                "group": str(part["dataset_group"].iloc[0]) if part["dataset_group"].notna().any() else "",
+                "id": str(cell["cell"]), "model": model, "protocol": protocol, "dataset": dataset,
+                "group": "" if group is None or group != group else str(group),
                 "label": str(label), "method": method, "family": method_kind(method),
-                "n": int(len(part)), "mean": number(part[ACC].mean()),
-                "lo": number(st["ci_lo"]) if st is not None else None,
-                "hi": number(st["ci_hi"]) if st is not None else None,
-                "cost": cost, "cells": [cells.get(c, ["", None]) for c in columns],
+                "n": int(cell["n"]), "mean": number(cell["mean"]), "lo": number(lo), "hi": number(hi),
+                "cost": cost, "cells": [shown.get(c, ["", None]) for c in columns],
             })
     return columns, rows
 
@@ -193,12 +190,12 @@ def _why(runs: list[dict], chosen: int | None) -> str:
             "(deeper first trained point, then fewer trainable parameters)")
 
 
-def cell_detail(part: pd.DataFrame, by_id: dict, out: Path, recipe: dict | None) -> dict:
-    """What a click on a cell shows: recipe, select runs with their points and val, the choice and why,
-    learning curves, config and environment, links to the records."""
-    finals = [by_id[r] for r in part["run_id"] if r in by_id]
+def cell_detail(cell: dict, by_id: dict, out: Path, recipe: dict | None) -> dict:
+    """What a click on a cell (``cell_summaries``' entry) shows: recipe, select runs with their points and
+    val, the choice and why, learning curves, config and environment, links to the records."""
+    finals = [by_id[r] for r in cell["run_ids"] if r in by_id]
     first = finals[0] if finals else {}
-    sel = _selection(first, str(part["cell"].iloc[0])) if first else None
+    sel = _selection(first, str(cell["cell"])) if first else None
     selection = None
     select_record = None
     if sel:
@@ -277,12 +274,13 @@ def tables_files(out: Path) -> list[str]:
 
 
 def _subtitle(out: Path) -> str:
-    for folder in (out, out.parent):
+    """The first heading of the folder's README, or "part of: ..." its parent's (a study's layer sweep)."""
+    for folder, prefix in ((out, ""), (out.parent, "part of: ")):
         readme = folder / "README.md"
         if readme.is_file():
             for line in readme.read_text(errors="replace").splitlines():
                 if line.startswith("# "):
-                    return line[2:].strip()
+                    return prefix + line[2:].strip()
     return ""
 
 
@@ -290,7 +288,8 @@ def page_data(records: list[dict], df: pd.DataFrame, out: str | os.PathLike, sou
               bad: int = 0) -> dict:
     """Everything the page embeds for the records under ``source``, the page living in ``out``."""
     out = Path(out)
-    columns, rows = rows_and_columns(df)
+    cells = cell_summaries(df)
+    columns, rows = rows_and_columns(df, cells)
     seen: dict[str, int] = {}
     for r in rows:  # the id a link names a row by: its cell's id, made unique should two rows share one
         seen[r["id"]] = seen.get(r["id"], 0) + 1
@@ -298,14 +297,13 @@ def page_data(records: list[dict], df: pd.DataFrame, out: str | os.PathLike, sou
     index = {(r["model"], r["protocol"], r["dataset"], r["label"]): i for i, r in enumerate(rows)}
     by_id = {r.get("run_id"): r for r in records}
     recipes = recipe_tables(df)
-    parts = _cell_rows(final_ok(df))
     details = []
     for r in rows:
         key = (r["model"], r["protocol"], r["dataset"], r["label"])
         rt = recipes.get(key[:3])
         recipe = ({c: str(v) for c, v in rt.loc[r["label"]].items()} if rt is not None and r["label"] in rt.index
                   else None)
-        details.append(cell_detail(parts[key], by_id, out, recipe))
+        details.append(cell_detail(cells[key], by_id, out, recipe))
     pair_table, pair_tests = pairs(df, index)
     finished = df["finished_at"].dropna().astype(str)
     name = out.resolve().name

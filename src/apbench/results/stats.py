@@ -43,7 +43,7 @@ WILCOXON_MIN = 6     # a two-sided exact Wilcoxon needs 6 pairs to reach p < 0.0
 ALPHA = 0.05
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=8192)
 def _decoded(pred: str, target: str, dtype: str, n: int, encoding) -> tuple[np.ndarray, bytes]:
     """(correct per image, digest of the targets) of one record's predictions; cached, since every table
     and every pair of cells asks for the same records' predictions again."""
@@ -106,7 +106,7 @@ def boot_per_seed(correct: np.ndarray) -> np.ndarray:
     return _per_seed(np.packbits(correct).tobytes(), correct.shape)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=2048)  # 48 kB each at 3 seeds: every cell of a 10,000-record folder
 def _per_seed(bits: bytes, shape: tuple[int, int]) -> np.ndarray:
     correct = np.unpackbits(np.frombuffer(bits, np.uint8), count=shape[0] * shape[1]).reshape(shape)
     counts, _ = _resamples(shape[1])

@@ -13,6 +13,18 @@
   const MAX_PANELS = 8;
   const ROW_CAP = DATA.meta.row_cap || 200;  // rows drawn before "show all" (browser_data.ROW_CAP)
   const SVGNS = "http://www.w3.org/2000/svg";
+  // A cell's detail and the comparisons: gzip'd JSON, unpacked on the first click (browser.LAZY).
+  let lazyData = null;
+  function lazy() {
+    if (!lazyData) {
+      const text = atob(document.getElementById("apbench-lazy").textContent.trim());
+      const bytes = Uint8Array.from(text, (c) => c.charCodeAt(0));
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      lazyData = new Response(stream).text().then((t) => JSON.parse(t));
+    }
+    return lazyData;
+  }
+  let drawerToken = 0;
   const byId = {};
   ROWS.forEach((r, i) => { byId[r.id] = i; });
   let state = {};
@@ -318,8 +330,20 @@
     if (unplotted) box.append(el("p", {class: "note"}, unplotted + " cell(s) without this cost or a test score are not drawn."));
     if (!groups.size) box.append(el("p", {class: "empty"}, "Nothing to draw for the cells the filters leave."));
   }
-  function plotPanel(key, pts) {
+  // Points whose interval ends FAR_BELOW points under the best mean, and that would stretch the range
+  // the others span by more than a tenth, are listed under the panel instead (as results.plots does).
+  const FAR_BELOW = 15;
+  function farBelow(pts) {
+    const best = Math.max(...pts.map((p) => p.acc));
+    const far = pts.map((p) => p.hi < best - FAR_BELOW);
+    if (far.every(Boolean) || !far.some(Boolean)) return new Set();
+    const rest = pts.filter((p, k) => !far[k]);
+    const lo = Math.min(...rest.map((p) => p.lo)), hi = Math.max(...rest.map((p) => p.hi));
+    return new Set(pts.filter((p, k) => far[k] && p.lo < lo - 0.1 * (hi - lo)).map((p) => p.i));
+  }
+  function plotPanel(key, all) {
     const [model, protocol, dataset] = key;
+    const far = farBelow(all), pts = all.filter((p) => !far.has(p.i));
     const panel = el("div", {class: "panel", "data-dataset": dataset, "data-model": model, "data-protocol": protocol});
     panel.append(el("h3", {}, dataset + " · " + model + " · " + protocol));
     const W = 720, H = 400, L = 56, R = 16, T = 12, B = 44;
@@ -347,16 +371,17 @@
     axis.append(svg("text", {x: 14, y: (T + H - B) / 2, "text-anchor": "middle", class: "axis-title",
                              transform: "rotate(-90 14 " + (T + H - B) / 2 + ")"}, "test top-1 (%)"));
     s.append(axis);
-    const front = paretoFront(pts);
+    const front = paretoFront(all);  // of every point, drawn or listed
     const onFront = new Set(front.map((p) => p.i));
-    s.append(svg("polyline", {class: "front-line", points: front.map((p) => X(p.cost) + "," + Y(p.acc)).join(" ")}));
+    s.append(svg("polyline", {class: "front-line", points: front.filter((p) => !far.has(p.i)).map((p) => X(p.cost) + "," + Y(p.acc)).join(" ")}));
     const placed = pts.map((p) => [X(p.cost) - 5, Y(p.acc) - 5, 10, 10]);  // labels keep off every point
     for (const p of pts) {
       const r = ROWS[p.i], colour = COLOURS[r.family] || COLOURS.other;
       const g = svg("g", {});
       g.append(svg("line", {x1: X(p.cost), x2: X(p.cost), y1: Y(p.lo), y2: Y(p.hi), class: "bar", stroke: colour}));
       const dot = svg("circle", {cx: X(p.cost), cy: Y(p.acc), r: 4.5, class: "point" + (onFront.has(p.i) ? " front" : ""),
-                                 fill: onFront.has(p.i) ? colour : "#fff", stroke: colour, "data-label": r.label, "data-id": r.id});
+                                 fill: onFront.has(p.i) ? colour : "#fff", stroke: colour, "data-label": r.label, "data-id": r.id,
+                                 "data-front": onFront.has(p.i) ? "1" : "0"});
       dot.append(svg("title", {}, r.label + ": " + fmt(r.mean, 2) + " [" + fmt(r.lo, 2) + ", " + fmt(r.hi, 2) + "], " +
                      DATA.costs[state.cost] + " " + shortNumber(p.cost)));
       dot.addEventListener("click", () => setState({cell: r.id, a: "", b: ""}));
@@ -365,6 +390,17 @@
       placeLabel(s, placed, X(p.cost), Y(p.acc), r.label, [L, T, W - R, H - B]);
     }
     panel.append(s);
+    if (far.size) {
+      const note = el("p", {class: "note far"}, "Far below the rest, not drawn: ");
+      all.filter((p) => far.has(p.i)).forEach((p, k) => {
+        const r = ROWS[p.i];
+        if (k) note.append("; ");
+        note.append(el("span", {"data-label": r.label, "data-front": onFront.has(p.i) ? "1" : "0"},
+                       r.label + " " + fmt(r.mean, 2) + " [" + fmt(r.lo, 2) + ", " + fmt(r.hi, 2) + "] at " +
+                       shortNumber(p.cost) + (onFront.has(p.i) ? " (on the front)" : "")));
+      });
+      panel.append(note);
+    }
     return panel;
   }
   // A label beside its point where it overlaps no other label (right, left, above, below), else none:
@@ -425,12 +461,20 @@
   }
   function link(href, text) { return href ? el("a", {href: relHref(href)}, text) : el("span", {}, text); }
   function renderDrawer() {
-    if (state.a && state.b && state.a in byId && state.b in byId) return renderCompare(byId[state.a], byId[state.b]);
-    if (state.cell && state.cell in byId) return renderDetail(byId[state.cell]);
-    $("drawer").hidden = true;
+    const token = ++drawerToken, drawer = $("drawer");
+    delete drawer.dataset.ready;
+    let draw = null;
+    if (state.a && state.b && state.a in byId && state.b in byId) draw = (L) => renderCompare(byId[state.a], byId[state.b], L);
+    else if (state.cell && state.cell in byId) draw = (L) => renderDetail(byId[state.cell], L);
+    if (!draw) { drawer.hidden = true; return; }
+    lazy().then((L) => {
+      if (token !== drawerToken) return;  // the view changed while unpacking
+      draw(L);
+      drawer.dataset.ready = "1";
+    });
   }
-  function renderDetail(i) {
-    const r = ROWS[i], d = DATA.details[i];
+  function renderDetail(i, L) {
+    const r = ROWS[i], d = L.details[i];
     const body = openDrawer(r.label);
     body.setAttribute("data-view", "detail");
     body.append(el("p", {class: "note"}, r.dataset + " · " + r.model + " · " + r.protocol + " · " + r.family));
@@ -553,7 +597,7 @@
     }
     return box;
   }
-  function renderCompare(i, j) {
+  function renderCompare(i, j, L) {
     const a = ROWS[i], b = ROWS[j];
     const body = openDrawer(a.label + " against " + b.label);
     body.setAttribute("data-view", "compare");
@@ -564,7 +608,7 @@
       return;
     }
     body.append(el("p", {class: "note"}, a.dataset + " · " + a.model + " · " + a.protocol));
-    const packed = DATA.pairs[i + "," + j];
+    const packed = L.pairs[i + "," + j];
     const c = packed ? Object.fromEntries(DATA.pair_fields.map((k, n) => [k, packed[n]])) : null;
     if (c) c.test = DATA.pair_tests[c.test];
     if (!c) { body.append(el("p", {id: "compare-result"}, "No comparison in the records for this pair.")); return; }
