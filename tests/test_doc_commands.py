@@ -63,6 +63,8 @@ SYNOPSES = {
     "apbench plan [OVERRIDES...] [--dry-run] [--measure first|each|none] [--step-time S] [--train-images N]":
         "apbench plan -m experiment=demo method=ap,linear_probe --dry-run --measure none --step-time 0.1 --train-images 100",
     "python -m apbench ...": "python -m apbench methods",
+    "apbench results --html": "apbench results runs/ --html --out report/",
+    "apbench measure --records DIR": "apbench measure --records runs/ --out report/",
     "apbench run -m experiment=cpu_lite0_fmnist1k method=...":  # `...`: each cell group of the study script
         "apbench run -m experiment=cpu_lite0_fmnist1k method=linear_probe,full_ft",
     "apbench run -m experiment=pkg_suite_lite0 +suite=pkg method=...":  # one cell group over the 8 tasks
@@ -77,6 +79,8 @@ SKIPPED = {
         "tests/test_pkg_suite.py writes pkg_xpos so and verifies it, and every task in a small copy",
     "apbench data verify +suite=pkg": "needs the 8 pkg tasks written first (`apbench data prepare pkg`); "
         "tests/test_pkg_suite.py verifies a written task through the same command",
+    "apbench analyze analysis.prompt_run=DIR":
+        "a prompt run folder as a placeholder; tests/test_analyze_command.py runs analyze on a finished AP run's folder",
     "python -m apbench run -m ... method=ap method.layers=1,-1 device=cuda":
         "needs a CUDA GPU (device=cuda is refused without one); `...` is gpu_check.sh's own model and data",
 }
