@@ -102,11 +102,14 @@ def main(argv: list[str]) -> int:
             phases[phase] = phases.get(phase, 0) + 1
         times = walk.cell_times.get(("final", None)) or [float("nan")]
         seeds = sum(1 for stage, _ in walk.reused if stage == "final") + sum(1 for r in walk.new if r[0] == "final")
+        if not walk.new:  # nothing new to score: the choice cannot move
+            seeds = 0
         finals.append((seeds, seeds * min(times), seeds * statistics.median(times)))
+        moves = (f"; if its choice moves, {seeds} final runs more ({finals[-1][1] / 60:.0f}-{finals[-1][2] / 60:.0f} min)"
+                 if seeds else "")
         print(f"  #{job.num} {' '.join(job.overrides)}: {len(walk.reused)} done, {len(walk.new)} to train "
               f"({', '.join(f'{n} {p}' for p, n in phases.items()) or 'none'}; {_minutes(walk.new, 2):.0f}-"
-              f"{_minutes(walk.new, 3):.0f} min); if its choice moves, {seeds} final runs more "
-              f"({finals[-1][1] / 60:.0f}-{finals[-1][2] / 60:.0f} min)")
+              f"{_minutes(walk.new, 3):.0f} min){moves}")
     new = [r for w in walks for r in w.new]
     select = sum(1 for r in new if r[0] == "select")
     print(f"done and reused by run id: {sum(len(w.reused) for w in walks)} runs; to train: {len(new)} ({select} "
