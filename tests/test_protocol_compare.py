@@ -64,6 +64,8 @@ def test_old_and_new_protocols_side_by_side(tmp_path):
     # so its 2 runs were further seeds; the same final runs, now in both cells
     assert norm["moved"] == "nothing" and norm["old test top-1"] == norm["new test top-1"] == "78.25 ± 0.35"
     assert norm["select runs old -> new"] == "3 -> 5" and norm["edges (edge rule)"] == "-"
+    # the new val (selection) is the chosen point's mean over its seeds (80 and 80.5), not the best single run
+    assert norm["val (selection) old -> new"] == "80.0 -> 80.25"
     # the halves as record folders: `apbench results DIR/new` then sees the new protocol only
     from apbench.results.compare import main
     assert main([str(tmp_path / "runs"), "--split-to", str(tmp_path / "split"), "--out", str(tmp_path / "cmp.md")]) == 0
