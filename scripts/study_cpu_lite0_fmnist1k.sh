@@ -7,6 +7,7 @@
 # Resumable: finished runs are skipped, so re-running completes only what is missing.
 #   bash scripts/study_cpu_lite0_fmnist1k.sh [extra overrides...]
 #   PLAN_ONLY=1 bash scripts/study_cpu_lite0_fmnist1k.sh     # cost estimate (apbench plan), runs nothing
+#   REDO_COUNT=1 bash scripts/study_cpu_lite0_fmnist1k.sh    # which runs are done (by run id), which would train
 #   SKIP_REPORT=1 bash scripts/study_cpu_lite0_fmnist1k.sh   # training only, no tables/curves/measure
 # Two training lanes can share the 2 cores, each with one thread: start
 # `OMP_NUM_THREADS=1 SKIP_REPORT=1 bash scripts/study_cpu_lite0_fmnist1k.sh` twice. Run leases make
@@ -43,6 +44,25 @@
 #   machine to check before launching; a cell the convergence check flags gets more epochs within
 #   the budget or leaves the headline comparison with the reason stated.
 #
+# The redo under the edge rule (issue 24), declared before its first new run:
+#   R = 1 reserve run per cell (protocol.reserve), k = 2 points retested with 1 further seed each
+#   (protocol.retest, protocol.retest_seeds), in conf/experiment/cpu_lite0_fmnist1k.yaml: per cell
+#   8 drawn + 1 reserve + 2 retest = 11 select-stage runs, then 3 final seeds. k and the seed count:
+#   results/cpu-lite0-fmnist1k/retest-analysis.md (scripts/study_retest_analysis.py, the study's own val
+#   records): the top 2 retested once cut the mean regret of the choice by a quarter (1.20 -> 0.90 val
+#   points) for 2 runs, the most per run of the options; more (top 3 x 2: 0.65) does not fit the time.
+#   R = 1 for the same reason: a second reserve run costs another 11 runs.
+#   What trains (`REDO_COUNT=1 bash scripts/study_cpu_lite0_fmnist1k.sh`, scripts/redo_count.py, as
+#   printed): the 88 drawn select runs are found by run id, and the 33 final runs where a choice stays;
+#   33 runs train (11 edge-rule or sampler runs, 22 retest runs), 64 min at the fastest and 116 min at
+#   the median of each cell's own recorded runs; each cell whose choice moves adds its 3 final runs
+#   (full FT's 3 the most: 33-100 min). The layer sweep keeps its published protocol (reserve 0,
+#   retest 0: nothing trains there) unless SWEEP_REDO=1, which gives its 18 points the same rule
+#   (54 select-stage runs, about 70 min more, plus the final runs of moved points).
+#   After training, the report splits the records by protocol (python -m apbench.results.compare):
+#   the tables in $OUT are the edge rule's, $OUT/old-protocol the first protocol's, and
+#   $OUT/edge-rule-comparison.md the two side by side.
+#
 # On CPU it runs at 64 px (the preset). Where CUDA is available the same command runs at the model's
 # full 224 px with the reference VP sizes (30-px pad, 128-px inner image) into results/gpu-lite0-fmnist1k/,
 # so the two studies never mix.
@@ -60,9 +80,11 @@ X+=("$@")
 SWEEP_DIR="$PWD/$OUT/layer-sweep/runs"
 # A sweep with refused cells exits 2 after running the rest; go on with the other groups, fail at the end.
 status=0
-# Progress across sessions: the records on disk against the plan's 247 runs (121 + 126).
-progress() { echo "[study] $(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) of 247 runs recorded; next: $*"; }
+# Progress across sessions: the records on disk (247 before the edge rule: 121 + 126; the redo adds 33
+# select-stage runs and the final runs of the choices that move).
+progress() { echo "[study] $(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) runs recorded; next: $*"; }
 if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" --measure each; }
+elif [ "${REDO_COUNT:-0}" = 1 ]; then run() { python scripts/redo_count.py "${@:2}"; }  # "$@" after -m
 else run() { progress "${@:$((${#X[@]} + 2))}"; apbench run "$@" || status=$?; }; fi  # the args after -m and X
 
 # 1. The methods table: every method, its recipe, N select runs from its own space, 3 final seeds.
@@ -76,33 +98,46 @@ run -m "${X[@]}" method=vp_ilm method.inner_size=$INNER method.head=ilm,flm
 # AdamW; the linear probe's is an SGD lr per 256 images). Before that exists only PLAN_ONLY goes on.
 HEAD_LR=$(python - "$OUT/runs" <<'PY'
 import json, pathlib, sys
-recs = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("*/record.json")]
+recs = [json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("*/record.json"))]
 ap = [r for r in recs if r.get("method") == "ap" and r.get("stage") == "final" and r.get("status") == "ok"
       and "head_lr" in r.get("hparams", {})]  # a record from before the recipes (one shared lr) has none
-print(ap[0]["hparams"]["head_lr"] if ap else "")
+# The sweep's head lr is the one AP's cell chose under the first protocol (a selection without a reserve),
+# so that the sweep's run ids, and so its records, stay the same when the edge rule moves AP's choice.
+sel = lambda r: r["hparams"].get("selected_from")
+first = [r for r in ap if not any("reserve" in s for s in (sel(r) if isinstance(sel(r), list) else [sel(r) or {}]))]
+print((first or ap)[0]["hparams"]["head_lr"] if ap else "")
 PY
 )
 if [ -z "$HEAD_LR" ]; then
   if [ "${PLAN_ONLY:-0}" = 1 ]; then HEAD_LR=1e-3  # any one value: the cost does not depend on it
   else echo "no finished AP cell in $OUT/runs: part 1 must finish first (rerun this script)" >&2; exit 2; fi
 fi
+SWEEP_RULE=(protocol.reserve=0 protocol.retest=0)  # the sweep as published; SWEEP_REDO=1: the preset's rule
+[ "${SWEEP_REDO:-0}" = 1 ] && SWEEP_RULE=()
 run -m "${X[@]}" method=ap method.layers=input,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 \
-  method.space.method.layers=null "method.space.head_lr=[$HEAD_LR]" "paths.results_dir=$SWEEP_DIR"
+  method.space.method.layers=null "method.space.head_lr=[$HEAD_LR]" "paths.results_dir=$SWEEP_DIR" ${SWEEP_RULE[@]+"${SWEEP_RULE[@]}"}
 
-if [ "${PLAN_ONLY:-0}" != 1 ] && [ "${SKIP_REPORT:-0}" != 1 ]; then
+if [ "${PLAN_ONLY:-0}" != 1 ] && [ "${REDO_COUNT:-0}" != 1 ] && [ "${SKIP_REPORT:-0}" != 1 ]; then
+  # One folder holds both protocols' searches (finished runs were reused by run id): split them, so every
+  # table below is the edge rule's, and the first protocol's tables are rebuilt beside them.
+  SPLIT=$(mktemp -d)
+  python -m apbench.results.compare "$OUT/runs" --split-to "$SPLIT" --out "$OUT/edge-rule-comparison.md"
+  python scripts/study_retest_analysis.py --out "$OUT/retest-analysis.md" > /dev/null
+  apbench results "$SPLIT/old" --out "$OUT/old-protocol" --reference linear_probe
   # against the linear probe (stats-*), and AP's row against every other (stats-*-vs-<AP's label>: AP vs VP,
   # AP vs BN tuning); AP's label names the layer its cell chose on val, so it is read from the records
   AP_LABEL=$(python -c 'import sys; from apbench.results.frame import load_records; from apbench.results.tables import final_ok
-df = final_ok(load_records(sys.argv[1])[0]); print(*sorted(set(df[df.method == "ap"].label)), sep="\n")' "$OUT/runs" | head -1)
-  apbench results "$OUT/runs" --out "$OUT" --reference linear_probe ${AP_LABEL:+--reference "$AP_LABEL"}
+df = final_ok(load_records(sys.argv[1])[0]); print(*sorted(set(df[df.method == "ap"].label)), sep="\n")' "$SPLIT/new" | head -1)
+  apbench results "$SPLIT/new" --out "$OUT" --reference linear_probe ${AP_LABEL:+--reference "$AP_LABEL"}
   # the sweep's figure with the methods table's linear probe, BN tuning, VP and full FT as reference lines
-  apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep" --baselines-from "$OUT/runs"
+  apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep" --baselines-from "$SPLIT/new"
   # learning curves per cell and the convergence check (val over the last 20 % of epochs within 1 point of its max)
-  python -m apbench.results.curves "$OUT/runs" --out "$OUT/curves"
+  python -m apbench.results.curves "$SPLIT/new" --out "$OUT/curves"
   # the efficiency table measured back to back in one process (the records' own timings depend on load)
-  apbench measure --records "$OUT/runs" --baseline full_ft --out "$OUT" > "$OUT/efficiency-measured.txt"
+  apbench measure --records "$SPLIT/new" --baseline full_ft --out "$OUT" > "$OUT/efficiency-measured.txt"
   # the offline results browser of each folder, last: it shows every figure written above
-  apbench results "$OUT/runs" --out "$OUT" --html-only
+  apbench results "$SPLIT/new" --out "$OUT" --html-only
   apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep" --html-only
+  rm -rf "$SPLIT"
 fi
 exit $status

@@ -92,6 +92,8 @@ NOT_RUN = {
     "bash .ci/run": "CI itself: installs everything and runs the whole suite (~25 min)",
     "bash scripts/study_cpu_lite0_fmnist1k.sh": "the CPU study: hours of training",
     "PLAN_ONLY=1 bash scripts/study_cpu_lite0_fmnist1k.sh": "times 34 cells with `apbench plan --measure each` (minutes)",
+    "REDO_COUNT=1 bash scripts/study_cpu_lite0_fmnist1k.sh": "walks 29 cells' protocols against 247 records (minutes)",
+    "PYTHONPATH=src python scripts/study_retest_analysis.py": "rewrites nothing without --out; 4,000 resamples per cell (seconds)",
     "PYTHONPATH=src python scripts/study_cnn_vs_vit.py --jobs 2": "the digits study: ~30 min of training",
     "bash scripts/study_small_models_digits.sh": "the small-model study on digits: 427 runs, about an hour on 2 cores",
     "PLAN_ONLY=1 bash scripts/study_small_models_digits.sh": "composes its 8 sweeps with `apbench plan` (minutes)",

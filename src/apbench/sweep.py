@@ -46,6 +46,7 @@ class Job:
     rule: str = ""                    # the shared draw rule that gave them ("grid", "halton(seed=0)")
     space_size: int = 1
     run_cfgs: list = field(default_factory=list)  # each select run's resolved config (for per-point costs)
+    composed: DictConfig | None = None            # the job's config as composed (cfg is recipe-resolved)
     train_images: list[int | None] = field(default_factory=list)  # per run
     eval_images: list[int] = field(default_factory=list)          # per run: val (held out) + test (final runs)
     eval_passes: list[int] = field(default_factory=list)          # per run: select runs score val every epoch
@@ -81,7 +82,7 @@ def manifest_test_size(name) -> int:
 
 def _describe(cfg: DictConfig, train_images: int | None = None) -> Job:
     p = proto.resolve(cfg)
-    job = Job(0, [], recipes.resolve(cfg), protocol=p["name"])  # the recipe's epochs and batch size
+    job = Job(0, [], recipes.resolve(cfg), protocol=p["name"], composed=cfg)  # cfg: the recipe's epochs and batch
     n_train, n_val = dataset_sizes(cfg.dataset, train_images, cfg.paths.data_root)
     both = None if n_train is None else n_train + n_val
     n_test = int(cfg.dataset.get("test_size") or manifest_test_size(cfg.dataset.get("name")))

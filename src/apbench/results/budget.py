@@ -198,14 +198,14 @@ def plot_curves(df: pd.DataFrame, out: Path) -> list[Path]:
                                              if not long.empty else []):
         # left: every method; right: the top few points, where the curves that matter cross
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-        colors = plt.get_cmap("tab20").colors
+        colors = plt.get_cmap("tab10").colors  # with the markers, 11 methods or more stay apart
         top = part.groupby("label")["expected_best"].max().max()
         for k, label in enumerate(label_order(part["label"])):
             c = part[part["label"] == label].sort_values("n")
             for ax in axes:
-                ax.plot(c["n"], c["expected_best"], marker=MARKERS[k % len(MARKERS)], ms=4, color=colors[k % 20],
+                ax.plot(c["n"], c["expected_best"], marker=MARKERS[k % len(MARKERS)], ms=4, color=colors[k % 10],
                         label=label)
-                ax.fill_between(c["n"], c["band_lo"], c["band_hi"], color=colors[k % 20], alpha=0.08, lw=0)
+                ax.fill_between(c["n"], c["band_lo"], c["band_hi"], color=colors[k % 10], alpha=0.08, lw=0)
         axes[1].set_ylim(top - ZOOM, top + 1)
         for ax, what in zip(axes, ("every method", f"zoom: within {ZOOM:g} points of the best")):
             ax.set(xlabel="select runs n", ylabel="expected best val top-1 of n runs (%)", title=what)
@@ -236,6 +236,7 @@ def plot_val_vs_keys(df: pd.DataFrame, out: Path) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     from .tables import safe_name
 
@@ -264,8 +265,14 @@ def plot_val_vs_keys(df: pd.DataFrame, out: Path) -> list[Path]:
                            facecolor="none", edgecolor="k", lw=1.2, label="chosen", zorder=4)
             if numeric:
                 positive = all(v > 0 for v in [*declared, *[v for v in values if isinstance(v, (int, float))]])
+                ticks = sorted({float(v) for v in [*declared, *values] if isinstance(v, (int, float))})
+                above = [t for t in ticks if t > 0]
                 if positive:
                     ax.set_xscale("log")
+                elif ticks[0] == 0 and len(above) > 1 and above[-1] / above[0] >= 100:  # 0 and decades: weight decays
+                    ax.set_xscale("symlog", linthresh=above[0])
+                ax.xaxis.set_minor_formatter(NullFormatter())
+                ax.set_xticks(ticks, [_fmt(t) for t in ticks], fontsize=7, rotation=45 if len(ticks) > 5 else 0)
                 for end in (min(declared), max(declared)):
                     ax.axvline(end, color="gray", ls="--", lw=1)
                 for b in (sel.get("bounds") or {}).get(key) or []:
@@ -279,9 +286,10 @@ def plot_val_vs_keys(df: pd.DataFrame, out: Path) -> list[Path]:
                 ax.set_xticks(range(len(cats)), cats, fontsize=7)
             ax.set(xlabel=key, ylabel="val top-1 (%)")
             ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=6)
+        handles, names = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=7, frameon=False)
         fig.suptitle(f"{c.label}: {c.model}, {c.dataset} ({c.protocol})", fontsize=9)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
         path = out / f"val-vs-keys-{safe_name(f'{c.model}-{c.protocol}-{c.dataset}-{c.label}')}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
