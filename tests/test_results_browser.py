@@ -250,13 +250,13 @@ def test_injected_markup_runs_nothing_even_without_the_csp(browser, hostile):
             p.close()
 
 
-def test_nan_and_infinity_become_empty_cells(browser, hostile):
+def test_nan_and_infinity_records_enter_no_row(browser, hostile):
+    # Issue 26 item 10: a record with a NaN or infinite value is listed as invalid (`record skipped: ...`)
+    # and enters no table, the page's included; no cell shows nan or inf.
     out, _ = hostile
     p = Page(browser, out)
     try:
-        head = p.table()[0]
-        row = dict(zip(head, next(r for r in p.table()[1:] if r[0] == "bitfit")))
-        assert (row["trainable params"], row["memory (MB)"], row["step time (ms)"]) == ("", "", "")
+        assert "bitfit" not in [r[0] for r in p.table()[1:]]
         text = " ".join(c for r in p.table() for c in r)
         assert not re.search(r"\b(nan|NaN|inf|Infinity|null|undefined)\b", text)
     finally:

@@ -27,8 +27,8 @@ COUNTS = ("params.total", "params.trainable", "params.trainable_no_head", "param
 MEASURES = ("wall_time_s", "efficiency.epoch_time_s", "efficiency.train_time_s", "efficiency.step_time_s",
             "efficiency.data_time_s", "efficiency.memory_bytes", "efficiency.saved_activation_bytes",
             "efficiency.cuda_peak_bytes", "efficiency.train_throughput", "efficiency.infer_throughput",
-            "efficiency.flops_infer", "efficiency.flops_train", "efficiency.prefix_cache_build_s",
-            "hparams.lr", "hparams.head_lr", "hparams.weight_decay")
+            "efficiency.flops_infer", "efficiency.flops_train", "efficiency.prefix_cache_build_s")
+SETTINGS = ("hparams.lr", "hparams.head_lr", "hparams.weight_decay")  # what was asked for: any finite value >= 0
 
 
 def _get(record: dict, dotted: str):
@@ -81,6 +81,7 @@ def problems(record: dict) -> list[str]:
     found.append(_number(record.get("seed"), "seed", 0, 2 ** 63, integer=True))
     found += [_number(_get(record, k), k, 0, 100) for k in PERCENT]
     found += [_number(_get(record, k), k, 0, MAX_MEASURE) for k in (*LOSSES, *MEASURES)]
+    found += [_number(_get(record, k), k, 0, math.inf) for k in SETTINGS]  # a failed run's lr=1e30 is what it was
     found += [_number(_get(record, k), k, 0, MAX_COUNT, integer=True) for k in COUNTS]
     if isinstance(record.get("predictions"), dict):
         try:
