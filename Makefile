@@ -45,7 +45,7 @@ demo: install data
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh
 
 test: install data browser
-	$(PY) -m pytest -q -n 2 --dist worksteal
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=20
 
 test-fast: install data browser
 	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow"
