@@ -124,8 +124,10 @@ def embedded(out: Path) -> dict:
 
     text = (out / "index.html").read_text()
     data = json.loads(re.search(r'<script type="application/json" id="apbench-data">(.*?)</script>', text, re.S).group(1))
-    lazy = re.search(r'<script type="application/octet-stream" id="apbench-lazy">(.*?)</script>', text, re.S).group(1)
-    return data | unpack_lazy(lazy)
+    for part in ("details", "pairs"):
+        packed = re.search(f'<script type="application/octet-stream" id="apbench-{part}">(.*?)</script>', text, re.S)
+        data[part] = unpack_lazy(packed.group(1))
+    return data
 
 
 def test_loads_offline_without_errors_and_shows_every_cell(page, study):

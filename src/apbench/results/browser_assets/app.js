@@ -13,16 +13,17 @@
   const MAX_PANELS = 8;
   const ROW_CAP = DATA.meta.row_cap || 200;  // rows drawn before "show all" (browser_data.ROW_CAP)
   const SVGNS = "http://www.w3.org/2000/svg";
-  // A cell's detail and the comparisons: gzip'd JSON, unpacked on the first click (browser.LAZY).
-  let lazyData = null;
-  function lazy() {
-    if (!lazyData) {
-      const text = atob(document.getElementById("apbench-lazy").textContent.trim());
-      const bytes = Uint8Array.from(text, (c) => c.charCodeAt(0));
+  // The cells' details and the comparisons: gzip'd JSON, each unpacked on its first use (browser.LAZY).
+  const unpacked = {};
+  function lazy(name) {
+    if (!unpacked[name]) {
+      const text = atob(document.getElementById("apbench-" + name).textContent.trim());
+      const bytes = new Uint8Array(text.length);
+      for (let k = 0; k < text.length; k++) bytes[k] = text.charCodeAt(k);
       const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-      lazyData = new Response(stream).text().then((t) => JSON.parse(t));
+      unpacked[name] = new Response(stream).text().then((t) => JSON.parse(t));
     }
-    return lazyData;
+    return unpacked[name];
   }
   let drawerToken = 0;
   const byId = {};
@@ -72,7 +73,21 @@
     const hash = "#" + p.toString();
     if (location.hash !== hash && !(hash === "#" && !location.hash)) history.replaceState(null, "", hash);
   }
-  function setState(change) { Object.assign(state, change); writeHash(); render(); }
+  const DRAWER_KEYS = ["cell", "a", "b"];
+  function setState(change) {
+    const only = Object.keys(change).every((k) => DRAWER_KEYS.includes(k) || (state[k] || "") === (change[k] || ""));
+    Object.assign(state, change);
+    writeHash();
+    if (only) { markSelected(); renderDrawer(); } else render();  // opening a cell redraws no table or plot
+  }
+  function markSelected() {
+    const picked = [state.a, state.b];
+    for (const row of document.querySelectorAll("#methods tbody tr")) {
+      const id = row.dataset.id;
+      row.className = state.cell === id || picked.includes(id) ? "selected" : "";
+      row.querySelector("input[type=checkbox]").checked = picked.includes(id);
+    }
+  }
 
   // ------------------------------------------------------------------ filtering and sorting
   function matches(r) {
@@ -463,18 +478,18 @@
   function renderDrawer() {
     const token = ++drawerToken, drawer = $("drawer");
     delete drawer.dataset.ready;
-    let draw = null;
-    if (state.a && state.b && state.a in byId && state.b in byId) draw = (L) => renderCompare(byId[state.a], byId[state.b], L);
-    else if (state.cell && state.cell in byId) draw = (L) => renderDetail(byId[state.cell], L);
+    let draw = null, part = null;
+    if (state.a && state.b && state.a in byId && state.b in byId) [part, draw] = ["pairs", (L) => renderCompare(byId[state.a], byId[state.b], L)];
+    else if (state.cell && state.cell in byId) [part, draw] = ["details", (L) => renderDetail(byId[state.cell], L)];
     if (!draw) { drawer.hidden = true; return; }
-    lazy().then((L) => {
+    lazy(part).then((L) => {
       if (token !== drawerToken) return;  // the view changed while unpacking
       draw(L);
       drawer.dataset.ready = "1";
     });
   }
   function renderDetail(i, L) {
-    const r = ROWS[i], d = L.details[i];
+    const r = ROWS[i], d = L[i];
     const body = openDrawer(r.label);
     body.setAttribute("data-view", "detail");
     body.append(el("p", {class: "note"}, r.dataset + " · " + r.model + " · " + r.protocol + " · " + r.family));
@@ -608,7 +623,7 @@
       return;
     }
     body.append(el("p", {class: "note"}, a.dataset + " · " + a.model + " · " + a.protocol));
-    const packed = L.pairs[i + "," + j];
+    const packed = L[i + "," + j];
     const c = packed ? Object.fromEntries(DATA.pair_fields.map((k, n) => [k, packed[n]])) : null;
     if (c) c.test = DATA.pair_tests[c.test];
     if (!c) { body.append(el("p", {id: "compare-result"}, "No comparison in the records for this pair.")); return; }
