@@ -63,7 +63,7 @@ SYNOPSES = {
     "apbench plan [OVERRIDES...] [--dry-run] [--measure first|each|none] [--step-time S] [--train-images N]":
         "apbench plan -m experiment=demo method=ap,linear_probe --dry-run --measure none --step-time 0.1 --train-images 100",
     "python -m apbench ...": "python -m apbench methods",
-    "apbench results --html": "apbench results runs/ --html --out report/",
+    "apbench results --html-only": "apbench results runs/ --html-only --out report/",
     "apbench measure --records DIR": "apbench measure --records runs/ --out report/",
     "apbench run -m experiment=cpu_lite0_fmnist1k method=...":  # `...`: each cell group of the study script
         "apbench run -m experiment=cpu_lite0_fmnist1k method=linear_probe,full_ft",
