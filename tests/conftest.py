@@ -9,6 +9,7 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -72,3 +73,53 @@ if _CPU_LOG:
         yield
         with open(_CPU_LOG, "a") as log:
             log.write(f"{_cpu_seconds() - start:.2f}\t{item.nodeid}\n")
+
+
+# The reliability suite's tally (tests/reliability/) lives here, not in that folder's conftest: the
+# pytest-xdist controller never collects, so it loads only this top-level conftest, and hooks defined
+# below tests/reliability/ never ran there -- `make test` printed no summary line.
+@dataclass
+class Tally:
+    bad_inputs: int = 0
+    clear_errors: int = 0
+    killed: int = 0
+    resumed: int = 0
+    writers: int = 0
+    writes: int = 0
+    lost_or_corrupt: int = 0
+    used: bool = False
+
+    def line(self) -> str:
+        return (f"reliability: {self.bad_inputs} bad inputs tried, {self.clear_errors} clear errors given, "
+                f"{self.killed} runs killed, {self.resumed} runs resumed, {self.writers} concurrent writers "
+                f"({self.writes} writes), {self.lost_or_corrupt} records lost or corrupted")
+
+
+_TALLY = Tally()
+
+
+@pytest.fixture(scope="session")
+def tally() -> Tally:
+    _TALLY.used = True
+    return _TALLY
+
+
+def pytest_sessionfinish(session):
+    """A pytest-xdist worker hands its counts to the controller, which prints the one summary line."""
+    if hasattr(session.config, "workeroutput") and _TALLY.used:
+        session.config.workeroutput["reliability_tally"] = asdict(_TALLY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    counts = getattr(node, "workeroutput", {}).get("reliability_tally")
+    if counts:
+        for key, value in counts.items():
+            merged = (_TALLY.used or value) if key == "used" else getattr(_TALLY, key) + value
+            setattr(_TALLY, key, merged)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _TALLY.used:  # through the reporter, so it shows with -q too
+        terminalreporter.write_sep("=", "reliability summary")
+        terminalreporter.write_line(_TALLY.line())

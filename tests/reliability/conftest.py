@@ -1,4 +1,4 @@
-"""Reliability suite: shared helpers, and the tally behind the one summary line it prints.
+"""Reliability suite: shared helpers (the tally behind its one summary line is in tests/conftest.py).
 
 Every check here drives the real ``python -m apbench`` in a subprocess (with a timeout) on the tiny
 ResNet and tiny real data, so what is tested is what a user's shell would see -- or, for bad input
@@ -10,60 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 TINY = ["model=tiny_resnet", "dataset=fmnist_tiny", "trainer=fast", "device=cpu", "trainer.progress=false"]
-
-
-@dataclass
-class Tally:
-    bad_inputs: int = 0
-    clear_errors: int = 0
-    killed: int = 0
-    resumed: int = 0
-    writers: int = 0
-    writes: int = 0
-    lost_or_corrupt: int = 0
-    used: bool = False
-
-    def line(self) -> str:
-        return (f"reliability: {self.bad_inputs} bad inputs tried, {self.clear_errors} clear errors given, "
-                f"{self.killed} runs killed, {self.resumed} runs resumed, {self.writers} concurrent writers "
-                f"({self.writes} writes), {self.lost_or_corrupt} records lost or corrupted")
-
-
-_TALLY = Tally()
-
-
-@pytest.fixture(scope="session")
-def tally() -> Tally:
-    _TALLY.used = True
-    return _TALLY
-
-
-def pytest_sessionfinish(session):
-    """A pytest-xdist worker hands its counts to the controller, which prints the one summary line."""
-    if hasattr(session.config, "workeroutput") and _TALLY.used:
-        session.config.workeroutput["reliability_tally"] = asdict(_TALLY)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error):
-    counts = getattr(node, "workeroutput", {}).get("reliability_tally")
-    if counts:
-        for key, value in counts.items():
-            merged = (_TALLY.used or value) if key == "used" else getattr(_TALLY, key) + value
-            setattr(_TALLY, key, merged)
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if _TALLY.used:  # through the reporter, so it shows with -q too
-        terminalreporter.write_sep("=", "reliability summary")
-        terminalreporter.write_line(_TALLY.line())
 
 
 def cli_env(**extra: str) -> dict:
