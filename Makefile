@@ -9,7 +9,7 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 .PHONY: install data browser demo test test-fast clean help
 help:
-	@echo "make demo   - install into $(VENV), get Fashion-MNIST, run the demo comparison (about 4 min on 2 CPU cores)"
+	@echo "make demo   - install into $(VENV), get Fashion-MNIST, run the demo comparison (about 3 min on 2 idle CPU cores)"
 	@echo "make test   - install, then run the test suite"
 
 install: $(STAMP)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README demo: a small real comparison on the bundled default (ImageNet-1k EfficientNet-Lite0,
 # Fashion-MNIST-1k at 64 px, 5 epochs): linear probe, AP at a shallow, a middle and the last block,
-# full fine-tuning. At 112 px it took 226 s on 2 idle CPU cores (452 s shared); 64 px is not yet timed idle. Finished runs are skipped when re-launched.
+# full fine-tuning. At 64 px `make demo` took 2 min 49 s on 2 idle CPU cores
+# (2026-12-02; 112 px took 226 s). Finished runs are skipped when re-launched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${APBENCH_ROOT:-.}

@@ -87,7 +87,7 @@ SKIPPED = {
 
 # Commands checked without being run: the reason, reviewed. Scripts get the static check above.
 NOT_RUN = {
-    "make demo": "installs a venv and runs the demo study (~4 min); the target is checked to exist",
+    "make demo": "installs a venv and runs the demo study (~3 min); the target is checked to exist",
     "make test": "runs the whole suite; the target is checked to exist",
     "bash .ci/run": "CI itself: installs everything and runs the whole suite (~25 min)",
     "bash scripts/study_cpu_lite0_fmnist1k.sh": "the CPU study: hours of training",
@@ -105,6 +105,7 @@ NOT_RUN = {
     "PYTHONPATH=src python benchmarks/bench_prefix_cache.py --model resnet50 --size 64 --points 15 16":
         "a timing benchmark (minutes, ResNet-50)",
     "PYTHONPATH=src python benchmarks/bench_throughput_vs_timm.py": "a timing benchmark (minutes)",
+    "PYTHONPATH=src python benchmarks/bench_cli_latency.py": "a timing benchmark (about 2.5 min: 5 rounds of 12 commands and baselines)",
     "PYTHONPATH=src python benchmarks/bench_results_browser.py":
         "writes 10,000 records and loads their page in chromium (minutes)",
     "bash scripts/gpu_check.sh": "needs a CUDA GPU (exits 2 without one)",
