@@ -349,9 +349,43 @@ def _runs_of_job(cfg) -> tuple[list, list]:
         return ([cfg] if p["name"] == cfg.protocol.name else
                 [proto.stage_config(cfg, p["name"], "final", {}, cfg.seed, trainval=None)]), []
     points, _ = proto.draw(p["space"], p["budget"], p["sampler_seed"])
-    select = [proto.stage_config(cfg, p["name"], "select", pt, p["select_seed"], trainval=False) for pt in points]
+    select = [proto.stage_config(cfg, p["name"], "select", pt, p["select_seed"], trainval=False) for pt in points[:1]]
     final = proto.stage_config(cfg, p["name"], "final", points[-1], p["seeds"][0], trainval=p["final_trainval"])
-    return [select[0], final], select[1:]
+    return [select[0], final], [_PointRun(cfg, p["name"], pt, p["select_seed"]) for pt in points[1:]]
+
+
+@dataclass(frozen=True)
+class _PointRun:
+    """A drawn point's select run, staged only when its trainer check is not known yet."""
+    cfg: object
+    protocol: str
+    point: dict
+    seed: int
+
+    def staged(self):
+        from apbench import protocol as proto
+        return proto.stage_config(self.cfg, self.protocol, "select", self.point, self.seed, trainval=False)
+
+
+_trainer_checked: dict = {}
+
+
+def _trainer_check(run: _PointRun) -> str | None:
+    """None when the point's run passes `trainer_settings`, else the refusal. That check reads only the
+    trainer and method nodes (recipes.resolve fills the trainer from the method), with the point's values
+    set in them: the jobs of a preset that share a method (one per dataset) share its drawn points, so
+    each (point, trainer, method) is staged and checked once per process."""
+    from apbench.validate import ConfigError, trainer_settings
+
+    plain = lambda node: json.dumps(OmegaConf.to_container(node, resolve=True), sort_keys=True, default=str)
+    key = (json.dumps(run.point, sort_keys=True, default=str), plain(run.cfg.trainer), plain(run.cfg.method))
+    if key not in _trainer_checked:
+        try:
+            trainer_settings(run.staged())
+            _trainer_checked[key] = None
+        except ConfigError as e:
+            _trainer_checked[key] = str(e)
+    return _trainer_checked[key]
 
 
 _CHEAP_CELL = None
@@ -410,15 +444,12 @@ def check_run(words: list[str], cmd: Cmd):
     except Exception as e:  # noqa: BLE001 -- Hydra's composition errors are what this test reports
         raise AssertionError(f"does not compose: {type(e).__name__}: {e}") from None
     assert jobs, "the sweep has no jobs"
-    from apbench.validate import ConfigError, trainer_settings
-
     for ov, cfg in jobs:
         full, trainer_only = _runs_of_job(cfg)
         for run_cfg in trainer_only:
-            try:
-                trainer_settings(run_cfg)
-            except ConfigError as e:
-                raise AssertionError(f"job {' '.join(ov)}: a grid point is refused: {e}") from None
+            err = _trainer_check(run_cfg)
+            if err is not None:
+                raise AssertionError(f"job {' '.join(ov)}: a grid point is refused: {err}")
         for run_cfg in full:
             err = _validate(run_cfg)
             if err is None:
