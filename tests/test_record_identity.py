@@ -12,6 +12,7 @@ resolved config, accuracies, losses, per-image predictions, parameter counts, me
 from __future__ import annotations
 
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -51,11 +52,25 @@ def run_once(root: str) -> dict:
     return normalized(record, root)
 
 
+def same(a, b, key: str = "") -> bool:
+    """Equal, except that a float loss may differ in its last float32 bits: the mean of float32 batch
+    losses depends on which vector kernels the CPU gets (the golden record was written on an earlier
+    machine; this one, with AVX-512, reads 2.3390133 where it read 2.3390132). Accuracies, predictions,
+    counts, digests and everything else must match exactly."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k], k) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y, key) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and "loss" in key:
+        return math.isclose(a, b, rel_tol=1e-6)
+    return a == b
+
+
 def test_a_run_record_is_identical_to_the_one_written_before_the_restructuring(tmp_path):
     golden = json.loads(GOLDEN.read_text())
     now = run_once(str(tmp_path))
     assert now["run_id"] == golden["run_id"]
-    differing = sorted(k for k in golden.keys() | now.keys() if golden.get(k) != now.get(k))
+    differing = sorted(k for k in golden.keys() | now.keys() if not same(golden.get(k), now.get(k), k))
     assert not differing, {k: (golden.get(k), now.get(k)) for k in differing}
 
 
