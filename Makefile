@@ -10,7 +10,8 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 .PHONY: install data browser demo test test-fast clean help
 help:
 	@echo "make demo   - install into $(VENV), get Fashion-MNIST, run the demo comparison (about 3 min on 2 idle CPU cores)"
-	@echo "make test   - install, then run the test suite"
+	@echo "make test   - install, then run the test suite (about 7 min on 2 idle CPU cores)"
+	@echo "make test-fast - the same without the tests marked slow; TESTS=FILE narrows either to one file"
 
 install: $(STAMP)
 $(STAMP): pyproject.toml
@@ -44,11 +45,13 @@ $(CHROMIUM):
 demo: install data
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh
 
+# TESTS narrows a run: a file, a node id or a marker expression, e.g. TESTS=tests/test_lr_schedule.py
+TESTS ?=
 test: install data browser
-	$(PY) -m pytest -q -n 2 --dist worksteal --durations=20
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=20 $(TESTS)
 
 test-fast: install data browser
-	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow" $(TESTS)
 
 clean:
 	rm -rf $(VENV) outputs runs .pytest_cache

@@ -543,8 +543,15 @@ def check_script(words: list[str], env: dict, cmd: Cmd):
 
 
 def check_make(words: list[str]):
-    targets = set(re.findall(r"^([A-Za-z0-9_.-]+)\s*:", (ROOT / "Makefile").read_text(), re.M))
+    """Every target exists; every VAR=value names a variable the Makefile sets with `?=`."""
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([A-Za-z0-9_.-]+)\s*:", makefile, re.M))
+    variables = set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*\?=", makefile, re.M))
     for t in words[1:]:
+        if "=" in t:
+            var = t.split("=", 1)[0]
+            assert var in variables, f"Makefile has no variable {var!r} (settable: {', '.join(sorted(variables))})"
+            continue
         assert t in targets, f"Makefile has no target {t!r} (targets: {', '.join(sorted(targets))})"
 
 
