@@ -72,3 +72,6 @@ def test_old_and_new_protocols_side_by_side(tmp_path):
     assert "head_lr 0.01 -> 0.1" in (tmp_path / "cmp.md").read_text()
     for name, side in (("old", old), ("new", new)):
         assert sorted(r["run_id"] for r in iter_records(tmp_path / "split" / name)) == sorted(r["run_id"] for r in side)
+        # a copy points at its original, so a results page built from the half links to records that stay
+        for r in iter_records(tmp_path / "split" / name):
+            assert r["_path"] == str(tmp_path / "runs" / r["run_id"] / "record.json")

@@ -134,10 +134,14 @@ def side_by_side(records: list[dict]) -> dict[tuple[str, str, str], pd.DataFrame
 
 
 def split_to(records: list[dict], dest: Path) -> tuple[int, int]:
-    """The two halves of :func:`split` as record folders ``dest/old`` and ``dest/new``; their sizes."""
+    """The two halves of :func:`split` as record folders ``dest/old`` and ``dest/new``; their sizes.
+    Each copy keeps its original's ``_path`` (``iter_records`` leaves a stored one alone), so tables and
+    the results browser built from a half link to the records that stay, not to the throw-away copies."""
     sizes = []
     for name, side in zip(("old", "new"), split(records)):
         for r in side:
+            if "_path" not in r:
+                raise ValueError(f"record {r.get('run_id')} has no _path: split records read by iter_records")
             write_record(Path(dest) / name / str(r.get("run_id")) / "record.json", r)
         sizes.append(len(side))
     return sizes[0], sizes[1]
