@@ -196,19 +196,33 @@ def plot_curves(df: pd.DataFrame, out: Path) -> list[Path]:
     paths = []
     for (model, protocol, dataset), part in (long.groupby(["model", "protocol", "dataset"], dropna=False)
                                              if not long.empty else []):
-        # left: every method; right: the top few points, where the curves that matter cross
+        # left: every method, lines only (eleven overlapping bands wash the panel grey); right: the top
+        # few points, where the curves that matter cross, with the band of the BANDED best cells filled
+        # and every cell's band at its last n as an error bar
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
         colors = plt.get_cmap("tab10").colors  # with the markers, 11 methods or more stay apart
         top = part.groupby("label")["expected_best"].max().max()
-        for k, label in enumerate(label_order(part["label"])):
+        last = part.sort_values("n").groupby("label").tail(1).set_index("label")
+        banded = set(last["expected_best"].nlargest(BANDED).index)
+        labels = label_order(part["label"])
+        for k, label in enumerate(labels):
             c = part[part["label"] == label].sort_values("n")
+            style = dict(marker=MARKERS[k % len(MARKERS)], ms=4, color=colors[k % 10])
             for ax in axes:
-                ax.plot(c["n"], c["expected_best"], marker=MARKERS[k % len(MARKERS)], ms=4, color=colors[k % 10],
-                        label=label)
-                ax.fill_between(c["n"], c["band_lo"], c["band_hi"], color=colors[k % 10], alpha=0.08, lw=0)
+                ax.plot(c["n"], c["expected_best"], label=label, **style)
+            if label in banded:
+                axes[1].fill_between(c["n"], c["band_lo"], c["band_hi"], color=colors[k % 10], alpha=0.15, lw=0)
+            end = last.loc[label]
+            x = end["n"] + 0.12 + 0.05 * k  # side by side, right of the last point
+            axes[1].errorbar([x], [end["expected_best"]], yerr=[[end["expected_best"] - end["band_lo"]],
+                             [end["band_hi"] - end["expected_best"]]], fmt="none", ecolor=colors[k % 10], lw=1.2,
+                             capsize=2)
         axes[1].set_ylim(top - ZOOM, top + 1)
-        for ax, what in zip(axes, ("every method", f"zoom: within {ZOOM:g} points of the best")):
-            ax.set(xlabel="select runs n", ylabel="expected best val top-1 of n runs (%)", title=what)
+        axes[1].set_xlim(right=part["n"].max() + 0.3 + 0.05 * len(labels))
+        for ax, what in zip(axes, ("every method", f"zoom: within {ZOOM:g} points of the best; bands of the top "
+                                   f"{BANDED}, bars: every band at the last n")):
+            ax.set(xlabel="select runs n", ylabel="expected best val top-1 of n runs (%)")
+            ax.set_title(what, fontsize=9)
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7, ncol=2, loc="lower right")
@@ -224,6 +238,7 @@ def plot_curves(df: pd.DataFrame, out: Path) -> list[Path]:
 
 MARKERS = "osD^v<>pP*Xh"
 ZOOM = 6.0  # points below the best curve's top that the zoomed panel shows
+BANDED = 3  # cells whose bootstrap band the zoomed panel fills (more overlap into a grey wash)
 
 
 PHASE_STYLE = {"select": ("o", "C0", "drawn"), "reserve": ("s", "C2", "reserve: sampler"),
