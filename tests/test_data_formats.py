@@ -61,6 +61,8 @@ def test_vtab1k_test_split_is_opened_only_on_demand(tmp_path):
     ("label_range", DataError, r"train800.txt: label 9 found but the dataset has 3 classes"),
     ("empty", DataError, r"empty split: .*train800.txt lists no images"),
     ("no_folder", MissingData, r"VTAB-1k task folder not found: none of dtd exists under .*vtab-1k/"),
+    # a path that climbs out through a folder it first enters: only the normalised path shows it
+    ("traversal", DataError, r"train800.txt:1: 'images/../../secret.jpg' is outside the task folder"),
 ])
 def test_vtab1k_errors_name_the_file(tmp_path, breakage, error, message):
     task = write_vtab(tmp_path, "dtd")
@@ -73,6 +75,9 @@ def test_vtab1k_errors_name_the_file(tmp_path, breakage, error, message):
         lst.write_text("images/train800/0_0.jpg 9\n")
     elif breakage == "empty":
         lst.write_text("\n")
+    elif breakage == "traversal":
+        (task.parent / "secret.jpg").write_bytes((task / "images/train800/0_0.jpg").read_bytes())
+        lst.write_text("images/../../secret.jpg 0\n")
     else:
         (task.parent / "dtd").rename(task.parent / "elsewhere")
     with pytest.raises(error, match=message):
@@ -239,3 +244,14 @@ def test_build_checks_num_classes_for_every_loader(tmp_path):
     write_gtsrb(tmp_path)
     with pytest.raises(DataError, match=r"dataset.num_classes is 43 but the data found has 3 classes"):
         load("gtsrb", tmp_path)
+
+
+@pytest.mark.parametrize("rel, leaves", [
+    ("cat/1.png", False), ("cat/../dog/1.png", False), ("./cat/1.png", False), ("..cat/1.png", False),
+    ("../secret.png", True), ("..", True), ("cat/../../secret.png", True), ("./../secret.png", True),
+    ("a/b/../../../secret.png", True), ("/etc/passwd", True),
+])
+def test_a_split_list_path_outside_the_dataset_folder_is_told_apart(rel, leaves):
+    """The one rule every list loader (image folder, VTAB-1k, CoOp, FGVC json) applies to its paths."""
+    from apbench.data.images import outside
+    assert outside(rel) is leaves
