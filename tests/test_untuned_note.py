@@ -34,14 +34,23 @@ def test_fixed_runs_of_two_methods_are_untuned_and_one_method_or_a_tuned_protoco
     assert not untuned(tuned)
 
 
+# every comparison table a report writes; failures.md (not a comparison) carries no note
+COMPARISONS = {"accuracy-effnet-fixed", "stats-effnet-fixed", "efficiency-effnet", "paper-effnet-fixed",
+               "ranks-effnet-fixed", *(f"{kind}-effnet-fixed-{ds}" for kind in ("methods", "recipes")
+                                       for ds in ("fmnist1k", "digits"))}
+
+
 def test_every_table_file_and_the_console_state_it(tmp_path, capsys):
-    root = _write(tmp_path / "runs", TWO_METHODS)
+    # two datasets, so that the paper-style table and the ranks across datasets are written too
+    root = _write(tmp_path / "runs", [r | {"run_id": f"{r['run_id']}-{ds}", "dataset": ds}
+                                      for ds in ("fmnist1k", "digits") for r in TWO_METHODS])
     assert results_command.main([str(root), "--out", str(tmp_path / "report"), "--reference", "linear_probe"]) == 0
     out = capsys.readouterr().out
     assert f"note: {UNTUNED_NOTE}" in out and out.index("note: single untuned") < out.index("## test top-1")
     files = {p.name: p.read_text() for p in (tmp_path / "report").iterdir() if p.suffix != ".png"}
-    tables = ["accuracy-effnet-fixed", "methods-effnet-fixed-fmnist1k", "stats-effnet-fixed", "efficiency-effnet"]
-    for stem in tables:
+    tables = {p.removesuffix(".md") for p in files if p.endswith(".md")} - {"failures"}
+    assert tables == COMPARISONS  # a new kind of table is added here, with its note
+    for stem in sorted(tables):
         assert files[f"{stem}.md"].endswith(f"\n**Note:** {UNTUNED_NOTE}\n"), stem
         assert r"\textit{Note: single untuned runs: under protocol=fixed" in files[f"{stem}.tex"], stem
         assert r"experiment=cpu\_lite0\_fmnist1k" in files[f"{stem}.tex"], stem
