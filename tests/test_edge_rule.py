@@ -241,6 +241,15 @@ def test_retest_ties_go_to_the_lower_mean_val_loss_then_the_cheaper_point_end_to
         cheap.calls.clear()
         recs = protocol.run_protocol(_cfg(tmp_path / retest, *space, f"protocol.retest={retest}"), run=cheap)
         assert _selection(recs)["chosen"]["head_lr"] == 0.1, retest
+    # the first seed ranks the dearer point first (80.5 vs 79.5), the second seed reverses it: equal means
+    # and losses over both seeds, so only the cost can decide, against the order the retest pool is in
+    swap = Objective(lambda p, s: 80.0 + (0.5 if (p["head_lr"] == 0.01) == (s == 0) else -0.5),
+                     params=lambda p: 10 if p["head_lr"] == 0.1 else 20)
+    recs = protocol.run_protocol(_cfg(tmp_path / "swap", *space, "protocol.retest=2", "protocol.retest_seeds=1"),
+                                 run=swap)
+    assert [(p["head_lr"], s) for p, s, _ in swap.select()] == [(0.01, 0), (0.1, 0), (0.01, 1), (0.1, 1)]
+    assert _selection(recs)["chosen"]["head_lr"] == 0.1
+    assert _selection(recs)["chosen_score"] == {"val_top1": 80.0, "val_loss": pytest.approx(0.2), "n": 2}
 
 
 # --- issue 26 item 1: the protocol's other promises ---------------------------------------------------
