@@ -75,3 +75,24 @@ def test_old_and_new_protocols_side_by_side(tmp_path):
         # a copy points at its original, so a results page built from the half links to records that stay
         for r in iter_records(tmp_path / "split" / name):
             assert r["_path"] == str(tmp_path / "runs" / r["run_id"] / "record.json")
+
+
+def test_a_search_recorded_before_the_rule_is_the_same_search_as_reserve_0_retest_0(tmp_path):
+    """A relaunch of a search published before the edge rule (its records carry no reserve, retest or
+    bounds) under ``reserve=0, retest=0`` is that very search: its final records stay byte-identical.
+    Under a reserve it is another search, and the shared final runs name both."""
+    space, key = CELLS["norm_tuning"]
+    base = [f"paths.root_dir={tmp_path}", *BASE, "method=norm_tuning", *space]
+    protocol.run_protocol(compose(*base, "protocol.reserve=0"), run=_store_run(key))
+    finals = sorted((tmp_path / "runs").glob("*/record.json"))
+    finals = [p for p in finals if json.loads(p.read_text())["stage"] == "final"]
+    for p in finals:  # as the first protocol wrote them
+        r = json.loads(p.read_text())
+        for k in ("reserve", "retest", "bounds", "edges", "retested", "chosen_score"):
+            r["hparams"]["selected_from"].pop(k, None)
+        write_record(p, r)
+    before = {p: p.read_bytes() for p in finals}
+    protocol.run_protocol(compose(*base, "protocol.reserve=0"), run=_store_run(key))
+    assert {p: p.read_bytes() for p in finals} == before
+    protocol.run_protocol(compose(*base, "protocol.reserve=2"), run=_store_run(key))
+    assert all(len(json.loads(p.read_text())["hparams"]["selected_from"]) == 2 for p in finals)

@@ -407,9 +407,19 @@ def run_protocol(cfg: DictConfig, run=None) -> list[dict]:
     return records
 
 
+def _search_key(s: dict) -> tuple:
+    """What makes two selections the same search. A record from before the edge rule has no reserve,
+    retest or bounds: that is reserve 0 and no retest, and without a reserve the bounds decide nothing
+    (they only stop an extension), so such a search equals today's ``reserve=0, retest=0`` one."""
+    reserve = s.get("reserve") or 0
+    retest = s.get("retest") if isinstance(s.get("retest"), dict) else {}
+    retested = (retest.get("points"), retest.get("seeds")) if retest.get("points") else None
+    return (s.get("space"), s.get("grid"), s.get("budget"), s.get("rule"), s.get("select_seed"), s.get("points"),
+            reserve, retested, s.get("bounds") if reserve else None)
+
+
 def _same_search(a: dict, b: dict) -> bool:
-    keys = ("space", "grid", "budget", "rule", "select_seed", "points", "reserve", "retest", "bounds")
-    return all(a.get(k) == b.get(k) for k in keys)
+    return _search_key(a) == _search_key(b)
 
 
 def _also_reached_by(record: dict, cfg: DictConfig, selection: dict) -> dict:
