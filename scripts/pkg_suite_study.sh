@@ -24,7 +24,11 @@
 #   train+val), warm-up and milestones as fractions of each reference schedule; batch 32.
 #   Protocol (issue 24): N = 4 select runs per cell from the method's own space (protocol.budget), reserve
 #   R = 2 for the edge rule (protocol.reserve), retest k = 2 (protocol.retest: the top 2 points retrained
-#   with one more seed); a cell costs at most N + R + k = 8 select runs; 3 final seeds (0, 1, 2).
+#   with one more seed: protocol.retest_seeds=1, set here because vtab1k's own default is 2); every cell
+#   costs N + R + k = 8 select-stage runs; 3 final seeds (0, 1, 2).
+#   (2026-12-03: the first 38 runs went out without retest_seeds=1, so their cells retested with 2 seeds;
+#   the 6 seed-2 retest runs and the 6 final runs chosen from them were deleted before any was
+#   committed, and the plan above was kept.)
 #   When protocol.reserve / protocol.retest are not on the branch yet, the script says so and runs N alone.
 #   VP sizes in proportion to the references' at 224 px: pad 30/224 -> 6/48; ILM-VP's inner 128/224 -> 28/48.
 #   Runs, as `PLAN_ONLY=1 bash scripts/pkg_suite_study.sh` printed them (protocol.budget=8 standing in for
@@ -51,7 +55,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-results/pkg-suite-lite0}  # another folder (OUT=/tmp/x) for a trial run; the records follow it
 SWEEP_DIR="$(realpath -m "$OUT")/layer-sweep/runs"
-N=4 R=2 K=2                        # select runs, the edge rule's reserve, the retest's top k
+N=4 R=2 K=2 RS=1                   # select runs, the edge rule's reserve, the retest's top k, its further seeds
 SIZE=48 E=4 PAD=6 INNER=28
 ALL="pkg_fashion pkg_digits pkg_texture pkg_count pkg_xpos pkg_rotation pkg_size pkg_pair_distance"
 TASKS=${TASKS:-$ALL}
@@ -62,7 +66,7 @@ RUNS=("paths.results_dir=$(realpath -m "$OUT")/runs")
 # retest, one final seed, no per-run efficiency measures (the methods table's records carry those).
 SWEEP=(protocol.budget=$N "protocol.seeds=[0]" trainer.measure_efficiency=false)
 if grep -q '^reserve:' conf/protocol/vtab1k.yaml && grep -q '^retest:' conf/protocol/vtab1k.yaml; then
-  METHODS=("${RUNS[@]}" protocol.budget=$N protocol.reserve=$R protocol.retest=$K)
+  METHODS=("${RUNS[@]}" protocol.budget=$N protocol.reserve=$R protocol.retest=$K protocol.retest_seeds=$RS)
   SWEEP+=(protocol.reserve=0 protocol.retest=0)
 elif [ "${PLAN_ONLY:-0}" = 1 ]; then
   METHODS=("${RUNS[@]}" protocol.budget=$((N + R + K)))  # the cost of N + R + k select runs, before issue 24 lands
