@@ -96,3 +96,32 @@ def test_a_search_recorded_before_the_rule_is_the_same_search_as_reserve_0_retes
     assert {p: p.read_bytes() for p in finals} == before
     protocol.run_protocol(compose(*base, "protocol.reserve=2"), run=_store_run(key))
     assert all(len(json.loads(p.read_text())["hparams"]["selected_from"]) == 2 for p in finals)
+
+
+def test_a_shared_final_run_shows_each_searchs_own_edges(tmp_path):
+    """The first search chose the high edge of [0.01, 0.1]; the edge rule tried 1 (worse) and kept 0.1,
+    so both searches share the final runs, whose ``hparams.edge_flags`` are the first search's. The new
+    cell must show no edge (no †, no 'edge unresolved'), the old cell its edge."""
+    space = ["method.space.head_lr=[0.01,0.1]", "method.space.weight_decay=null"]
+    base = [f"paths.root_dir={tmp_path}", *BASE, "method=linear_probe", *space]
+    protocol.run_protocol(compose(*base, "protocol.reserve=0"), run=_store_run("head_lr"))
+    protocol.run_protocol(compose(*base, "protocol.reserve=2"), run=_store_run("head_lr"))
+    records = list(iter_records(tmp_path / "runs"))
+    finals = [r for r in records if r["stage"] == "final"]
+    assert len(finals) == 2 and all(len(r["hparams"]["selected_from"]) == 2 for r in finals)
+    assert all(r["hparams"]["edge_flags"] == ["head_lr=high"] for r in finals)  # the first search's
+    [table] = side_by_side(records).values()
+    lp = table.loc["linear_probe"]
+    assert lp["moved"] == "nothing" and lp["edges (edge rule)"] == "head_lr resolved (tried 1)"
+    assert lp["old test top-1"].endswith("\N{DAGGER}") and "edge unresolved: head_lr=high" in lp["old: chosen on val"]
+    assert "\N{DAGGER}" not in lp["new test top-1"] and "edge" not in lp["new: chosen on val"]
+    # and the same through the split folders, as the study's tables and page are made
+    from apbench.results.frame import records_frame
+    from apbench.results.recipe_table import recipe_tables
+    from apbench.results.tables import method_tables
+    old, new = split(records)
+    [new_methods] = method_tables(records_frame(new)).values()
+    [new_recipes] = recipe_tables(records_frame(new)).values()
+    assert "\N{DAGGER}" not in new_methods.to_string() and "edge unresolved" not in new_recipes.to_string()
+    [old_recipes] = recipe_tables(records_frame(old)).values()
+    assert "edge unresolved: head_lr=high" in old_recipes.to_string()

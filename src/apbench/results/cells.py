@@ -38,6 +38,16 @@ def selections(record: dict) -> list[dict]:
     return []
 
 
+def edge_flags_of(record: dict, selection: dict | None) -> list:
+    """The edges left unresolved by ``selection`` (the search whose cell a row is): its own
+    ``edge_flags`` where it has them. ``hparams.edge_flags`` is the first search's only: a final run a
+    later search reached too (the edge rule's relaunch) would otherwise show the first search's edges
+    in the later search's cell."""
+    if isinstance(selection, dict) and isinstance(selection.get("edge_flags"), list):
+        return selection["edge_flags"]
+    return (record.get("hparams") or {}).get("edge_flags") or []
+
+
 def chosen_point(points, index) -> dict | None:
     """The scored point a selection chose: ``val_top1[chosen_index]`` of a selection (a dict with the
     point's values, ``val_top1``, ``val_loss`` and the select run's ``run_id``), None where it says none."""

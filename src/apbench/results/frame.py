@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from .cells import cell_id, cell_key, differences, flatten, is_dataset_key, searched_keys, selections
+from .cells import cell_id, cell_key, differences, edge_flags_of, flatten, is_dataset_key, searched_keys, selections
 from .convergence import convergence
 from .recipe_table import recipe_of
 from .store import iter_records
@@ -52,7 +52,8 @@ def _rows(record: dict) -> list[dict]:
     rows = []
     for sel in sels or [None]:
         key = cell_key(record, sel)
-        rows.append(row | {"cell": cell_id(key), "_cell_key": key, "reached_by": max(1, len(sels)),
+        hparams = (row.get("hparams") or {}) | ({"edge_flags": edge_flags_of(record, sel)} if sel else {})
+        rows.append(row | {"hparams": hparams, "cell": cell_id(key), "_cell_key": key, "reached_by": max(1, len(sels)),
                            "selection": sel,  # this row's own selection, whole (results.budget reads it)
                            "recipe": recipe_of(record, sel)})  # flattened to recipe.<column> by json_normalize
     return rows

@@ -12,6 +12,8 @@ import math
 
 import pandas as pd
 
+from .cells import edge_flags_of
+
 COLUMNS = ["optimizer (lr per group)", "schedule (steps of a final run)", "epochs reference -> used",
            "search space", "chosen on val"]
 
@@ -47,7 +49,7 @@ def recipe_of(record: dict, selection: dict | None = None) -> dict[str, str]:
         searched = "-"
     chosen = ", ".join(f"{k}={_number(v) if not isinstance(v, list) else ','.join(map(str, v))}"
                        for k, v in (sel.get("chosen") or {}).items()) or "-"
-    edges = hp.get("edge_flags") or []
+    edges = edge_flags_of(record, selection)
     if edges and chosen != "-":
         chosen += f" (edge unresolved: {', '.join(edges)})"
     return dict(zip(COLUMNS, (optimizer, schedule, epochs, searched, chosen)))
