@@ -26,6 +26,7 @@ from apbench.data.pkgsuite.write import declared_sizes, draw, files_digest, prep
 from apbench.data.verify import suite_members, verify_dataset
 from apbench.task_groups import SUITE_GROUPS
 from conftest import CONF, compose
+from data_writers import PRE
 
 SMALL = {"train": 40, "val": 40, "test": 40}  # a multiple of 10, 8 and 5: balanced for every task
 FOLDER = {"train": "train800", "val": "val200", "test": "test"}
@@ -125,6 +126,18 @@ def test_generation_is_deterministic_across_processes(small, tmp_path):
     for name in TASKS:
         a, b = file_digests(task_folder(small, name)), file_digests(task_folder(tmp_path, name))
         assert len(a) == 3 * 40 + 6 and a == b, name  # 120 images, 4 lists, meta.jsonl, manifest.json
+
+
+def test_a_copy_written_later_gives_runs_the_same_data_digest(small, src, tmp_path):
+    """A run's data digest reads each image's name, size and mtime: a copy written later (a fresh clone, a
+    new session) must list the same, or every committed record of a study reads as made from other inputs
+    and is trained again."""
+    from apbench import data
+    from apbench.identity import data_digests
+    prepare("pkg_size", tmp_path, SMALL, src)
+    cfg = OmegaConf.to_container(compose("dataset=pkg_size").dataset, resolve=True)
+    a, b = (data.build(cfg, PRE, str(root)) for root in (small, tmp_path))
+    assert data_digests(a.train, a.val, a.test()) == data_digests(b.train, b.val, b.test())
 
 
 def test_another_seed_gives_other_bytes(small, src, tmp_path, monkeypatch):

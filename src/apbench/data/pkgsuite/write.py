@@ -6,8 +6,11 @@
     <root>/vtab-1k/<task>/manifest.json   sizes, class counts per split, seed, package versions, digest
 
 The same bytes every time: seeded draws, PNG through PIL with fixed options (PIL's PNG writer stores no
-time), JSON with sorted keys. The folder appears whole or not at all: it is written beside its final
-place and renamed into it.
+time), JSON with sorted keys; and the same listing every time: every file's mtime is set to
+FIXED_MTIME, because a run's data digest (``identity.dataset_digest``) reads names, sizes and mtimes, so
+records made from one copy stay valid for another copy written on any machine (a fresh clone resumes a
+committed study instead of retraining it). The folder appears whole or not at all: it is written beside
+its final place and renamed into it.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ KINDS = NATURAL | STRUCTURED
 GENERATOR_VERSION = 1  # bump when a change alters the written bytes
 FOLDERS = {"train": "train800", "val": "val200", "test": "test"}
 PNG = {"format": "PNG", "optimize": False, "compress_level": 6}
+FIXED_MTIME = 1_767_225_600  # 2026-01-01T00:00:00Z, in seconds: any constant would do, this one is kept
 
 
 def declared_sizes(task: Task) -> dict[str, int]:
@@ -101,6 +105,9 @@ def prepare(name: str, root: str | os.PathLike, sizes: dict[str, int] | None = N
     try:
         partial.mkdir()
         write_task(task, partial, sizes, src or Sources())
+        for p in partial.rglob("*"):
+            if p.is_file():
+                os.utime(p, (FIXED_MTIME, FIXED_MTIME))
         if final.exists():
             final.rename(old)
         partial.rename(final)
