@@ -168,4 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import signal
+    if hasattr(signal, "SIGPIPE"):  # `... | head` ends quietly, as `apbench results` does
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     raise SystemExit(main())
