@@ -116,6 +116,8 @@ NOT_RUN = {
     "bash scripts/gpu_check.sh": "needs a CUDA GPU (exits 2 without one)",
     "PYTHONPATH=src python scripts/pkg_suite_cues.py --root data": "needs the 8 pkg tasks written (a minute); "
         "its functions are tested in tests/test_pkg_suite.py",
+    "PYTHONPATH=src python scripts/rebind_data_identity.py RUNS_DIR": "rewrites records in place; "
+        "tests/test_rebind_data_identity.py runs it on records of a small written task",
     "bash scripts/pkg_suite_study.sh": "the pkg suite study: hours of training",
     "PLAN_ONLY=1 bash scripts/pkg_suite_study.sh": "times every cell with `apbench plan --measure each` (minutes)",
     "PYTHONPATH=src python scripts/study_analyses.py": "the analyses study: ~15 min (retrains six AP runs for their prompts)",
