@@ -125,3 +125,44 @@ def test_a_shared_final_run_shows_each_searchs_own_edges(tmp_path):
     assert "\N{DAGGER}" not in new_methods.to_string() and "edge unresolved" not in new_recipes.to_string()
     [old_recipes] = recipe_tables(records_frame(old)).values()
     assert "edge unresolved: head_lr=high" in old_recipes.to_string()
+
+
+def test_one_method_searched_on_two_datasets_is_one_column(tmp_path):
+    """The edge rule's points, chosen index, compute and edges are outcomes that differ by dataset, and
+    full fine-tuning's head_lr follows its searched lr (the recipe sets none): none of it may split the
+    method into one column per dataset (the pkg suite's first table had 5-7 columns per method)."""
+    from apbench.results.frame import records_frame
+    from apbench.results.tables import method_tables
+
+    def run_on(dataset, peak):
+        def run(c, hparams=None):
+            rid = run_id_of(c)
+            path = run_dir_of(c, rid) / "record.json"
+            if path.exists():
+                return json.loads(path.read_text())
+            val = 80.0 - 5 * (math.log10(c.trainer.lr) - math.log10(peak)) ** 2 + (0.5 if c.seed else 0.0)
+            r = resolve(c)
+            rec = {"schema": 1, "run_id": rid, "status": "ok", "stage": c.protocol.stage, "protocol": c.protocol.name,
+                   "dataset": dataset, "model": "tiny_resnet", "method": c.method.name, "head": "linear",
+                   "layers": [], "seed": c.seed, "config": OmegaConf.to_container(r, resolve=True),
+                   "hparams": {k: r.trainer[k] for k in ("lr", "head_lr", "weight_decay")} | dict(hparams or {}),
+                   "metrics": {"val_top1": val if c.protocol.stage == "select" else None, "val_loss": (100 - val) / 100,
+                               "test_top1": val - 2 if c.protocol.stage == "final" else None},
+                   "params": {"trainable": 10}, "finished_at": "2026-01-01T00:00:00Z"}
+            write_record(path, rec)
+            return rec
+        return run
+
+    base = [f"paths.root_dir={tmp_path}", *BASE[1:], "method=full_ft", "method.space.lr=[0.001,0.01]",
+            "method.space.weight_decay=null", "protocol.reserve=2"]
+    protocol.run_protocol(compose("dataset=fmnist_tiny", *base), run=run_on("fmnist_tiny", 0.1))  # past the edge
+    protocol.run_protocol(compose("dataset=digits", *base), run=run_on("digits", 0.003))          # inside
+    records = list(iter_records(tmp_path / "runs"))
+    finals = [r for r in records if r["stage"] == "final"]
+    sels = {r["dataset"]: r["hparams"]["selected_from"] for r in finals}
+    for outcome in ("chosen_index", "edges", "retested"):  # what the two searches found differs
+        assert sels["fmnist_tiny"][outcome] != sels["digits"][outcome], outcome
+    assert {r["dataset"]: r["config"]["trainer"]["head_lr"] for r in finals} == {"fmnist_tiny": 0.1, "digits": 0.001}
+    df = records_frame(records)
+    assert set(df.loc[df["stage"] == "final", "label"]) == {"full_ft"}
+    assert [list(t.index) for t in method_tables(df).values()] == [["full_ft"], ["full_ft"]]

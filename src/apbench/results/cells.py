@@ -21,7 +21,11 @@ import json
 from ..identity import NOT_IDENTITY
 
 # Entries of a selection that are its outcome, not its identity.
-SELECTION_OUTCOME = ("chosen", "val_top1", "val_loss", "run_id", "run_ids", "runs", "chosen_score", "retested", "edges")
+# Under the edge rule the points themselves are partly outcome (an extension lies beyond the best point, a
+# retest repeats the top k), as are the chosen index, the compute spent and the edges left: the same search
+# on two datasets is the same cell column.
+SELECTION_OUTCOME = ("chosen", "val_top1", "val_loss", "run_id", "run_ids", "runs", "chosen_score", "retested", "edges",
+                     "points", "chosen_index", "compute", "edge_flags")
 # hparams entries a protocol adds that are bookkeeping or outcome, not part of the experiment.
 PROTOCOL_HPARAMS = ("edge_flags", "selected_from", "grid_size", "grid_point", "search")
 # Top-level record fields that say what was run (i16-lifecycle's fields where present).
@@ -94,6 +98,7 @@ def cell_key(record: dict, selection: dict | None = None) -> dict:
     config = copy.deepcopy(record.get("config") or {})
     key: dict = {}
     if config:
+        _mark_derived(config, searched)
         for path in (*NOT_IDENTITY, "seed", *searched):
             _drop(config, path)
         key["config"] = config
@@ -111,6 +116,17 @@ def cell_key(record: dict, selection: dict | None = None) -> dict:
     if selection:
         key["selected_from"] = _scrub(selection)
     return key
+
+
+def _mark_derived(config: dict, searched: list[str]) -> None:
+    """A trainer key the recipe derives from a searched one follows the choice: ``recipes.resolve`` sets a
+    null head_lr to the lr, so a search over lr alone moves head_lr too. Marked as following, not dropped,
+    so that a head_lr fixed at another value stays another cell."""
+    t = config.get("trainer") if isinstance(config.get("trainer"), dict) else None
+    recipe = (config.get("method") or {}).get("recipe") or {}
+    if (t is not None and "trainer.lr" in searched and "trainer.head_lr" not in searched
+            and recipe.get("head_lr") is None and t.get("head_lr") == t.get("lr")):
+        t["head_lr"] = "= lr"
 
 
 def cell_id(key: dict) -> str:
