@@ -673,3 +673,20 @@ def test_a_new_failing_command_in_a_doc_fails(tmp_path, monkeypatch, capsys):
     assert [p.split(": ", 1)[1] for p in problems] == [
         "'pip install foo' in a command block is not a command this test knows "
         "(starts with one of ('apbench', 'python', 'python3', 'make', 'bash') after VAR=value prefixes)"]
+
+
+def test_the_quick_starts_comparison_is_a_tuned_one():
+    """Issue 26 item 7: the first comparison a newcomer copies from the README searches each method's
+    space on val (a selection protocol with a budget), for more than one method -- not `protocol=fixed`,
+    whose tables say they are untuned points."""
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    runs = [c for c in COMMANDS if c.file == "README.md" and c.text.startswith("apbench run -m")
+            and c.text in quick]
+    assert runs, "the README's quick start shows no `apbench run -m` comparison"
+    for cmd in runs:
+        jobs = _compose_jobs([w for w in _words(cmd.text)[2:] if w != "-m"], True, EVERY_VALUE)
+        methods = {cfg.method.name for _, cfg in jobs}
+        protocols = {cfg.protocol.name for _, cfg in jobs}
+        assert len(methods) > 1 and "fixed" not in protocols, (cmd.text, methods, protocols)
+        assert all(int(cfg.protocol.budget) > 1 for _, cfg in jobs), cmd.text
