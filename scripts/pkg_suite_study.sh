@@ -29,6 +29,9 @@
 #   (2026-12-03: the first 38 runs went out without retest_seeds=1, so their cells retested with 2 seeds;
 #   the 6 seed-2 retest runs and the 6 final runs chosen from them were deleted before any was
 #   committed, and the plan above was kept.)
+#   (2026-12-03, later: a new checkout re-wrote the tasks, byte for byte the same but with other file
+#   mtimes, and the runs' data digests no longer matched the 650 committed records; prepare now fixes the
+#   mtimes, and scripts/rebind_data_identity.py re-bound those records, keeping the old identity in each.)
 #   When protocol.reserve / protocol.retest are not on the branch yet, the script says so and runs N alone.
 #   VP sizes in proportion to the references' at 224 px: pad 30/224 -> 6/48; ILM-VP's inner 128/224 -> 28/48.
 #   Runs, as `PLAN_ONLY=1 bash scripts/pkg_suite_study.sh` printed them (protocol.budget=8 standing in for
