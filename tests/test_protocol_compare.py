@@ -21,16 +21,17 @@ CELLS = {  # method -> its space; val peaks at 0.1 of the searched key (linear p
 }
 
 
-def _store_run(key):
+def _store_run(key, dataset="fmnist_tiny", peak=0.1):
+    """A stored stand-in for a run: val peaks at ``peak`` of ``key`` (log scale), seed 1 scores 0.5 more."""
     def run(c, hparams=None):
         rid = run_id_of(c)
         path = run_dir_of(c, rid) / "record.json"
         if path.exists():
             return json.loads(path.read_text())
-        val = 80.0 - 5 * (math.log10(c.trainer[key]) + 1) ** 2 + (0.5 if c.seed else 0.0)
+        val = 80.0 - 5 * (math.log10(c.trainer[key]) - math.log10(peak)) ** 2 + (0.5 if c.seed else 0.0)
         r = resolve(c)
         rec = {"schema": 1, "run_id": rid, "status": "ok", "stage": c.protocol.stage, "protocol": c.protocol.name,
-               "dataset": "fmnist_tiny", "model": "tiny_resnet", "method": c.method.name, "head": "linear",
+               "dataset": dataset, "model": "tiny_resnet", "method": c.method.name, "head": "linear",
                "layers": [], "seed": c.seed, "config": OmegaConf.to_container(r, resolve=True),
                "hparams": {k: r.trainer[k] for k in ("lr", "head_lr", "weight_decay")} | dict(hparams or {}),
                "metrics": {"val_top1": val if c.protocol.stage == "select" else None, "val_loss": (100 - val) / 100,
@@ -134,29 +135,10 @@ def test_one_method_searched_on_two_datasets_is_one_column(tmp_path):
     from apbench.results.frame import records_frame
     from apbench.results.tables import method_tables
 
-    def run_on(dataset, peak):
-        def run(c, hparams=None):
-            rid = run_id_of(c)
-            path = run_dir_of(c, rid) / "record.json"
-            if path.exists():
-                return json.loads(path.read_text())
-            val = 80.0 - 5 * (math.log10(c.trainer.lr) - math.log10(peak)) ** 2 + (0.5 if c.seed else 0.0)
-            r = resolve(c)
-            rec = {"schema": 1, "run_id": rid, "status": "ok", "stage": c.protocol.stage, "protocol": c.protocol.name,
-                   "dataset": dataset, "model": "tiny_resnet", "method": c.method.name, "head": "linear",
-                   "layers": [], "seed": c.seed, "config": OmegaConf.to_container(r, resolve=True),
-                   "hparams": {k: r.trainer[k] for k in ("lr", "head_lr", "weight_decay")} | dict(hparams or {}),
-                   "metrics": {"val_top1": val if c.protocol.stage == "select" else None, "val_loss": (100 - val) / 100,
-                               "test_top1": val - 2 if c.protocol.stage == "final" else None},
-                   "params": {"trainable": 10}, "finished_at": "2026-01-01T00:00:00Z"}
-            write_record(path, rec)
-            return rec
-        return run
-
     base = [f"paths.root_dir={tmp_path}", *BASE[1:], "method=full_ft", "method.space.lr=[0.001,0.01]",
             "method.space.weight_decay=null", "protocol.reserve=2"]
-    protocol.run_protocol(compose("dataset=fmnist_tiny", *base), run=run_on("fmnist_tiny", 0.1))  # past the edge
-    protocol.run_protocol(compose("dataset=digits", *base), run=run_on("digits", 0.003))          # inside
+    protocol.run_protocol(compose("dataset=fmnist_tiny", *base), run=_store_run("lr", "fmnist_tiny", 0.1))  # past the edge
+    protocol.run_protocol(compose("dataset=digits", *base), run=_store_run("lr", "digits", 0.003))          # inside
     records = list(iter_records(tmp_path / "runs"))
     finals = [r for r in records if r["stage"] == "final"]
     sels = {r["dataset"]: r["hparams"]["selected_from"] for r in finals}
