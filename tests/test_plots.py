@@ -240,3 +240,25 @@ def test_results_refuses_a_missing_baselines_folder_before_writing_anything(tmp_
     assert "--baselines-from" in capsys.readouterr().err and not out.exists()
     assert main([str(tmp_path / "runs"), "--out", str(out), "--baselines-from", str(tmp_path / "runs")]) == 0
     assert (out / "layers-m.png").is_file()
+
+
+def test_layer_plot_of_two_datasets_keeps_each_legend_off_the_other_panel(tmp_path, monkeypatch):
+    """Each panel's legend sits beside it; in a grid of panels it covered the next one (the pkg suite's
+    two-task sweep did). The suptitle clears the first panel's title."""
+    recs = []
+    for d in ("d1", "d2"):
+        recs += [dict(rec(f"{d}-ap{k}-{s}", "ap", 80 + k + s, s, layers=[str(k)]), dataset=d)
+                 for k in range(5) for s in (0, 1)]
+        recs += [dict(rec(f"{d}-{m}-{s}", m, 79 + s, s), dataset=d)
+                 for m in ("linear_probe", "full_ft", "norm_tuning", "vp") for s in (0, 1)]
+    figs = _capture(monkeypatch)
+    [path] = plots.plot_layer_sweeps(records_frame(recs), tmp_path)
+    fig = figs[path.name]
+    axes = [a for a in fig.axes if a.get_visible()]
+    assert len(axes) == 2
+    renderer = fig.canvas.get_renderer()
+    for ax in axes:
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert not any(legend.overlaps(other.get_window_extent(renderer)) for other in axes)
+    first_title = min(axes, key=lambda a: -a.get_position().y1).title.get_window_extent(renderer)
+    assert not fig._suptitle.get_window_extent(renderer).overlaps(first_title)

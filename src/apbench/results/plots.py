@@ -131,12 +131,11 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike,
                 refs.set_index(["dataset", "label"]).index)]], ignore_index=True)
         datasets = sorted(ap["dataset"].unique())
         most = ap.groupby("dataset")["layers"].nunique().max()
-        cols = min(len(datasets), 3)
-        rows = math.ceil(len(datasets) / cols)
+        # One panel per row: each panel's legend (its own reference values) sits to its right, where
+        # in a grid it would cover the next panel.
+        rows = len(datasets)
         width = max(4.5, 0.32 * most)
-        fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 3, 3.8 * rows), squeeze=False)
-        for ax in axes.flat[len(datasets):]:
-            ax.set_visible(False)
+        fig, axes = plt.subplots(rows, 1, figsize=(width + 3, 3.8 * rows), squeeze=False)
         for ax, dataset in zip(axes.flat, datasets):
             points = ap[ap["dataset"] == dataset]  # AP and any layer-wise method: one curve per series
             order = sorted(points["layers"].unique(), key=layer_sort_key)
@@ -174,7 +173,9 @@ def plot_layer_sweeps(df: pd.DataFrame, out_dir: str | os.PathLike,
             ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
         others = sorted(set(ap["method"]) - {SWEPT_METHOD})
         what = "activation prompt" + "".join(f" and {m.replace('_', ' ')}" for m in others)
-        fig.suptitle(f"{model} ({protocol}): {what} by layer")
+        height = fig.get_figheight()  # margins in inches, as in the accuracy-against-cost figure
+        fig.subplots_adjust(top=1 - 0.6 / height, hspace=0.45)
+        fig.suptitle(f"{model} ({protocol}): {what} by layer", y=1 - 0.15 / height)
         name = f"layers-{safe_name(str(model))}" + ("" if protocols[model] == 1 else f"-{safe_name(str(protocol))}")
         written.append(_save(fig, Path(out_dir) / f"{name}.png"))
     return written
