@@ -97,3 +97,17 @@ def test_apbench_results_writes_and_prints_them(tmp_path, capsys):
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"budget-m-vtab1k-d.png", "budget-ranks-m-vtab1k-d.md", "edges-m-vtab1k-d.md", "budget_curves.csv",
             "val-vs-keys-m-vtab1k-d-a.png", "val-vs-keys-m-vtab1k-d-b.png"} <= names
+
+
+def test_every_method_of_an_eleven_cell_table_gets_its_own_colour(tmp_path, monkeypatch):
+    """A CNN methods table has 11 cells; with tab10 the 11th drew in the 1st one's blue."""
+    import matplotlib.pyplot as plt
+
+    figs = []
+    monkeypatch.setattr(plt, "close", figs.append)
+    recs = [_final(f"method{i:02d}", [50 + i] * 4) for i in range(11)]
+    [path] = budget.plot_curves(records_frame(recs), tmp_path)
+    [fig] = figs
+    left = fig.axes[0]
+    colours = [line.get_color() for line in left.get_lines()]
+    assert len(colours) == 11 and len(set(colours)) == 11

@@ -200,22 +200,22 @@ def plot_curves(df: pd.DataFrame, out: Path) -> list[Path]:
         # few points, where the curves that matter cross, with the band of the BANDED best cells filled
         # and every cell's band at its last n as an error bar
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-        colors = plt.get_cmap("tab10").colors  # with the markers, 11 methods or more stay apart
         top = part.groupby("label")["expected_best"].max().max()
         last = part.sort_values("n").groupby("label").tail(1).set_index("label")
         banded = set(last["expected_best"].nlargest(BANDED).index)
         labels = label_order(part["label"])
         for k, label in enumerate(labels):
             c = part[part["label"] == label].sort_values("n")
-            style = dict(marker=MARKERS[k % len(MARKERS)], ms=4, color=colors[k % 10])
+            colour = PALETTE[k % len(PALETTE)]
+            style = dict(marker=MARKERS[k % len(MARKERS)], ms=4, color=colour)
             for ax in axes:
                 ax.plot(c["n"], c["expected_best"], label=label, **style)
             if label in banded:
-                axes[1].fill_between(c["n"], c["band_lo"], c["band_hi"], color=colors[k % 10], alpha=0.15, lw=0)
+                axes[1].fill_between(c["n"], c["band_lo"], c["band_hi"], color=colour, alpha=0.15, lw=0)
             end = last.loc[label]
             x = end["n"] + 0.12 + 0.05 * k  # side by side, right of the last point
             axes[1].errorbar([x], [end["expected_best"]], yerr=[[end["expected_best"] - end["band_lo"]],
-                             [end["band_hi"] - end["expected_best"]]], fmt="none", ecolor=colors[k % 10], lw=1.2,
+                             [end["band_hi"] - end["expected_best"]]], fmt="none", ecolor=colour, lw=1.2,
                              capsize=2)
         axes[1].set_ylim(top - ZOOM, top + 1)
         axes[1].set_xlim(right=part["n"].max() + 0.3 + 0.05 * len(labels))
@@ -237,6 +237,10 @@ def plot_curves(df: pd.DataFrame, out: Path) -> list[Path]:
 
 
 MARKERS = "osD^v<>pP*Xh"
+# tab10 and then colours none of it holds: with tab10 alone the 11th method (a CNN table has 11 cells)
+# took the 1st one's blue, and at 4-pt markers the two lines read as one.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#000000", "#b8860b", "#00008b", "#ff1493")
 ZOOM = 6.0  # points below the best curve's top that the zoomed panel shows
 BANDED = 3  # cells whose bootstrap band the zoomed panel fills (more overlap into a grey wash)
 
