@@ -127,6 +127,9 @@ if has report && [ "${PLAN_ONLY:-0}" != 1 ] && [ "${SKIP_REPORT:-0}" != 1 ]; the
   apbench results "$OUT/runs" --out "$OUT" --reference ap --reference linear_probe
   apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep" --baselines-from "$OUT/runs"
   python -m apbench.results.curves "$OUT/runs" --out "$OUT/curves"
+  # the offline results browser of each folder, last: it shows every figure written above
+  apbench results "$OUT/runs" --out "$OUT" --html-only
+  apbench results "$SWEEP_DIR" --out "$OUT/layer-sweep" --html-only
   commit "report"
 fi
 exit $status

@@ -120,6 +120,7 @@ NOT_RUN = {
         "tests/test_rebind_data_identity.py runs it on records of a small written task",
     "bash scripts/pkg_suite_study.sh": "the pkg suite study: hours of training",
     "PLAN_ONLY=1 bash scripts/pkg_suite_study.sh": "times every cell with `apbench plan --measure each` (minutes)",
+    "PARTS=report bash scripts/pkg_suite_study.sh": "rewrites the committed pkg suite report from its 1,158 records (minutes)",
     "PYTHONPATH=src python scripts/study_analyses.py": "the analyses study: ~15 min (retrains six AP runs for their prompts)",
     "PYTHONPATH=src python scripts/study_analyses.py --report": "rewrites the committed analyses figures in results/",
 }
