@@ -13,6 +13,8 @@
 #   TASKS="pkg_fashion pkg_count" bash scripts/pkg_suite_study.sh     # a subset of the tasks
 #   SKIP_REPORT=1 bash scripts/pkg_suite_study.sh      # training only
 #   PARTS=layers bash scripts/pkg_suite_study.sh       # one part: methods, layers, report (default: all three)
+#   REDO_COUNT=1 bash scripts/pkg_suite_study.sh      # which runs are done (by run id), which would train
+#   SWEEP_REDO=1 PARTS=layers bash scripts/pkg_suite_study.sh   # the layer figure under the edge rule (below)
 #   OUT=/tmp/trial COMMIT=0 bash scripts/pkg_suite_study.sh trainer.epochs=1   # a trial: overrides given win
 # Two training lanes can share the 2 cores, each with one thread: start
 # `OMP_NUM_THREADS=1 SKIP_REPORT=1 bash scripts/pkg_suite_study.sh` twice (run leases make every run train
@@ -54,6 +56,16 @@
 #     records (the same 121-run structure per task, ~1,140 s per epoch of E at 64 px): at 48 px (0.56x the
 #     pixels) and E = 4, 0.71 h per task, 5.7 h for the 8, plus ~0.6 h of layers and ~1 h of per-run
 #     measures and test passes: ~7.3 h. So E = 4 at 48 px fits in 10 h (E = 5 would need about 11 h).
+#
+# The layer figure under the edge rule (SWEEP_REDO=1), declared 2026-12-03 before its first run: as
+# published every point ran N = 4 select runs without reserve or retest, and every AP point chose an
+# edge (its head lr has 2 values; on pkg_count the prompt lr chose its top 0.3 at blocks 2-12). The redo
+# gives each of the 38 points the methods table's rule, R = 2 and the top k = 2 retested with 1 further
+# seed: 4 more select-stage runs per point (152), the 152 drawn runs and the final seed of each point
+# whose choice stays found by run id, one final run more for each point whose choice moves (at most 38).
+# `SWEEP_REDO=1 REDO_COUNT=1 PARTS=layers bash scripts/pkg_suite_study.sh` printed: all 190 done runs found
+# by run id, 152 to train (26-27 min in sequence at the fastest and median of each point's own runs),
+# at most 38 final runs more (9-10 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-results/pkg-suite-lite0}  # another folder (OUT=/tmp/x) for a trial run; the records follow it
@@ -70,7 +82,8 @@ RUNS=("paths.results_dir=$(realpath -m "$OUT")/runs")
 SWEEP=(protocol.budget=$N "protocol.seeds=[0]" trainer.measure_efficiency=false)
 if grep -q '^reserve:' conf/protocol/vtab1k.yaml && grep -q '^retest:' conf/protocol/vtab1k.yaml; then
   METHODS=("${RUNS[@]}" protocol.budget=$N protocol.reserve=$R protocol.retest=$K protocol.retest_seeds=$RS)
-  SWEEP+=(protocol.reserve=0 protocol.retest=0)
+  if [ "${SWEEP_REDO:-0}" = 1 ]; then SWEEP+=(protocol.reserve=$R protocol.retest=$K protocol.retest_seeds=$RS)
+  else SWEEP+=(protocol.reserve=0 protocol.retest=0); fi
 elif [ "${PLAN_ONLY:-0}" = 1 ]; then
   METHODS=("${RUNS[@]}" protocol.budget=$((N + R + K)))  # the cost of N + R + k select runs, before issue 24 lands
 else
@@ -88,8 +101,10 @@ commit() {  # the records of what just finished, and nothing else (other work ma
     git commit -q -m "pkg suite study: $* ($(ls "$OUT"/runs/*/record.json "$SWEEP_DIR"/*/record.json 2>/dev/null | wc -l) records)" -- "$OUT"; }
 }
 if [ "${PLAN_ONLY:-0}" = 1 ]; then run() { apbench plan "$@" "${EXTRA[@]}" --measure each --dry-run; }
+elif [ "${REDO_COUNT:-0}" = 1 ]; then run() { python scripts/redo_count.py "${@:2}" "${EXTRA[@]}"; }  # "$@" after -m
 else run() { progress "$*"; apbench run "$@" "${EXTRA[@]}" || status=$?; }; fi
 
+[ "${REDO_COUNT:-0}" = 1 ] && COMMIT=0 SKIP_REPORT=1
 if [ "${PLAN_ONLY:-0}" != 1 ]; then  # the data: written offline from packaged images (same bytes every time)
   mkdir -p "$OUT"
   # DATA_CHECK=0: the tasks are in place already (a smaller trial copy fails the check on its sizes)
